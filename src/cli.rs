@@ -1,0 +1,169 @@
+//! The command line: every flag in one clap struct, each with the doc comment that becomes
+//! `--help`, and the mapping of outcomes to exit codes (DESIGN.md section 5):
+//! 0 the job Completed, 1 the job Failed, 2 the job could not start.
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::settings::RawSettings;
+
+#[derive(Debug, Parser)]
+#[command(name = "batchscore", version, about = "Batch scoring for ONNX models", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Score a folder (or file) of inputs with an ONNX model into one output folder.
+    Score(Box<ScoreArgs>),
+}
+
+/// `batchscore score`. Settings left out here come from `--config`, then from the defaults.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status: 0 the job completed, 1 the job failed (error threshold exceeded or nothing scored), \
+                  2 the job could not start (bad settings, missing model or input, output already exists)."
+)]
+pub struct ScoreArgs {
+    /// The ONNX model file.
+    #[arg(long, env = "BATCHSCORE_MODEL", value_name = "PATH")]
+    pub model: Option<String>,
+    /// Folder (or single file) of inputs: CSV, Parquet, or images (PNG, JPEG, GIF, BMP, TIFF, WebP, ...).
+    #[arg(long, value_name = "PATH")]
+    pub input: Option<String>,
+    /// Output folder; must not exist yet (or be empty). Nothing in it is ever overwritten.
+    #[arg(long, value_name = "PATH")]
+    pub output: Option<String>,
+    /// A deployment YAML (Azure ML batch deployment schema); flags given here win over it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+    /// Files per mini-batch: the unit of scheduling, retry and failure accounting [default: 10].
+    #[arg(long, value_name = "N")]
+    pub mini_batch_size: Option<String>,
+    /// Parallel workers, each with its own ONNX Runtime session [default: number of cores].
+    #[arg(long, alias = "max-concurrency-per-instance", value_name = "N")]
+    pub max_concurrency: Option<String>,
+    /// append_row (write predictions) or summary_only (job report only) [default: append_row].
+    #[arg(long, value_name = "ACTION")]
+    pub output_action: Option<String>,
+    /// Name of the predictions file; .csv or .parquet picks the format [default: predictions.csv].
+    #[arg(long, value_name = "NAME")]
+    pub output_file_name: Option<String>,
+    /// Retries of a failed or timed-out mini-batch [default: 3].
+    #[arg(long, value_name = "N")]
+    pub max_retries: Option<String>,
+    /// Seconds one mini-batch attempt may take before it is stopped and retried [default: 30].
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<String>,
+    /// Failed items (files, or rows of tabular files) tolerated before the job fails; -1 ignores all [default: -1].
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub error_threshold: Option<String>,
+    /// warning, info or debug [default: info].
+    #[arg(long, value_name = "LEVEL")]
+    pub logging_level: Option<String>,
+    /// Only score files whose path (relative to --input) matches this glob, e.g. '*.csv' or '**/*.png'.
+    #[arg(long, value_name = "GLOB")]
+    pub pattern: Option<String>,
+    /// Tabular columns that feed the model's single 2-D input, in this order.
+    #[arg(long, value_delimiter = ',', value_name = "A,B,C")]
+    pub features: Option<Vec<String>>,
+    /// Input columns copied into the output, after `file` and `row`.
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub passthrough: Option<Vec<String>>,
+    /// Rows or images per model call, packed across files [default: 1024 rows, 32 images, or the model's fixed batch].
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<String>,
+    /// ONNX Runtime threads per worker session [default: cores / max-concurrency].
+    #[arg(long, value_name = "N")]
+    pub intra_threads: Option<String>,
+    /// Image size WIDTHxHEIGHT [default: the model's input size; a dynamic size keeps each image's own].
+    #[arg(long, value_name = "WxH")]
+    pub image_size: Option<String>,
+    /// Image channels: 1 (gray), 3 (rgb) or 4 (rgba) [default: from the model's input shape].
+    #[arg(long, value_name = "C")]
+    pub channels: Option<String>,
+    /// Factor applied to 0-255 pixel values before mean/std, e.g. 1/255 [default: 1/255].
+    #[arg(long, value_name = "X")]
+    pub scale: Option<String>,
+    /// Per-channel mean subtracted after scaling [default: 0].
+    #[arg(long, value_name = "M[,M,M]")]
+    pub mean: Option<String>,
+    /// Per-channel standard deviation divided by after the mean [default: 1].
+    #[arg(long, value_name = "S[,S,S]")]
+    pub std: Option<String>,
+    /// Image tensor layout: nchw, nhwc or flat [default: from the model's input shape].
+    #[arg(long, value_name = "LAYOUT")]
+    pub layout: Option<String>,
+    /// How images reach the model size: stretch, or crop (shorter side, then centre) [default: stretch].
+    #[arg(long, value_name = "MODE")]
+    pub resize: Option<String>,
+    /// auto (a bar on a terminal, lines otherwise), bar, plain or off [default: auto].
+    #[arg(long, value_name = "MODE")]
+    pub progress: Option<String>,
+    /// Seconds between plain progress lines [default: 10].
+    #[arg(long, value_name = "SECONDS")]
+    pub progress_interval: Option<String>,
+}
+
+impl ScoreArgs {
+    /// The flags as raw settings, to lay over a deployment file's.
+    pub fn raw(&self) -> RawSettings {
+        RawSettings {
+            model: self.model.clone(),
+            input: self.input.clone(),
+            output: self.output.clone(),
+            mini_batch_size: self.mini_batch_size.clone(),
+            max_concurrency: self.max_concurrency.clone(),
+            instance_count: None,
+            output_action: self.output_action.clone(),
+            output_file_name: self.output_file_name.clone(),
+            max_retries: self.max_retries.clone(),
+            timeout: self.timeout.clone(),
+            error_threshold: self.error_threshold.clone(),
+            logging_level: self.logging_level.clone(),
+            pattern: self.pattern.clone(),
+            features: self.features.clone(),
+            passthrough: self.passthrough.clone(),
+            batch_size: self.batch_size.clone(),
+            intra_threads: self.intra_threads.clone(),
+            image_size: self.image_size.clone(),
+            channels: self.channels.clone(),
+            scale: self.scale.clone(),
+            mean: self.mean.clone(),
+            std: self.std.clone(),
+            layout: self.layout.clone(),
+            resize: self.resize.clone(),
+            progress: self.progress.clone(),
+            progress_interval: self.progress_interval.clone(),
+        }
+    }
+}
+
+/// How a command ended, as the process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The job completed.
+    Completed,
+    /// The job ran and failed: error threshold exceeded, or nothing scored.
+    Failed,
+    /// The job could not start: bad arguments or config, output exists, model or input missing.
+    CouldNotStart,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Completed => 0,
+            Exit::Failed => 1,
+            Exit::CouldNotStart => 2,
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Exit {
+    match cli.command {
+        Command::Score(args) => crate::job::score_command(&args),
+    }
+}

@@ -1,0 +1,364 @@
+//! Collect: model outputs into rows, and rows into the predictions file.
+//!
+//! Every output row holds `file` (the path relative to `--input`), `row` (the row number in the
+//! file, for tabular inputs), the pass-through columns, then one column per model output named
+//! after it. Vectors are JSON arrays in CSV and list columns in Parquet; sequence-of-map outputs
+//! (scikit-learn's ZipMap) are JSON objects in both. CSV follows RFC 4180 with a header row;
+//! floats are written with the fewest digits that read back to the same value.
+//!
+//! The writers stream: each mini-batch's rows are encoded and handed to an `object_store`
+//! buffered (multipart) upload of the staging object as they arrive, so memory stays bounded
+//! however large the output grows. Publishing the staged object is [`crate::commit`]'s job.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use object_store::buffered::BufWriter;
+use parquet::arrow::AsyncArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use tokio::io::AsyncWriteExt;
+
+use crate::infer::output_type;
+use crate::model::OutputSpec;
+use crate::preprocess::DecodedFile;
+use crate::settings::OutputFormat;
+
+/// Numbers as text: shortest round-trip form, and JSON's `null` for NaN and infinities.
+pub trait JsonNumber {
+    fn json(&self) -> String;
+}
+
+impl JsonNumber for f32 {
+    fn json(&self) -> String {
+        if self.is_finite() { format!("{self}") } else { "null".into() }
+    }
+}
+
+impl JsonNumber for f64 {
+    fn json(&self) -> String {
+        if self.is_finite() { format!("{self}") } else { "null".into() }
+    }
+}
+
+/// The columns of the output, fixed once per job.
+#[derive(Debug, Clone)]
+pub struct OutputLayout {
+    pub row_numbers: bool,
+    pub passthrough: Vec<String>,
+    pub outputs: Vec<(String, DataType)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error("{0}")]
+    Shape(String),
+    #[error("cannot write the predictions: {0}")]
+    Write(String),
+}
+
+impl OutputLayout {
+    pub fn new(row_numbers: bool, passthrough: Vec<String>, outputs: &[OutputSpec]) -> OutputLayout {
+        OutputLayout {
+            row_numbers,
+            passthrough,
+            outputs: outputs.iter().map(|o| (o.name().to_string(), output_type(o))).collect(),
+        }
+    }
+
+    /// Names that would appear twice in the output header, if any.
+    pub fn clash(&self) -> Option<String> {
+        let mut names: Vec<&str> = vec!["file"];
+        if self.row_numbers {
+            names.push("row");
+        }
+        names.extend(self.passthrough.iter().map(String::as_str));
+        names.extend(self.outputs.iter().map(|(n, _)| n.as_str()));
+        names.iter().enumerate().find(|(i, n)| names[..*i].contains(n)).map(|(_, n)| n.to_string())
+    }
+
+    /// Builds the output rows of several files from their decoded rows and the model outputs
+    /// (one column per output, covering the files' rows in order).
+    pub fn rows(&self, files: &[(&str, &DecodedFile)], outputs: &[ArrayRef]) -> Result<RecordBatch, CollectError> {
+        let total: usize = files.iter().map(|(_, d)| d.rows).sum();
+        let mut fields = vec![Field::new("file", DataType::Utf8, false)];
+        let mut columns: Vec<ArrayRef> = Vec::new();
+        let names: StringArray = files.iter().flat_map(|(name, d)| std::iter::repeat_n(Some(*name), d.rows)).collect();
+        columns.push(Arc::new(names));
+        if self.row_numbers {
+            fields.push(Field::new("row", DataType::UInt64, false));
+            let rows: UInt64Array =
+                files.iter().flat_map(|(_, d)| d.row_numbers.as_deref().unwrap_or(&[]).iter().copied()).collect();
+            columns.push(Arc::new(rows));
+        }
+        for (p, name) in self.passthrough.iter().enumerate() {
+            let parts: Vec<&ArrayRef> = files.iter().map(|(_, d)| &d.passthrough[p]).collect();
+            let same = parts.windows(2).all(|w| w[0].data_type() == w[1].data_type());
+            // Files may type a column differently (CSV inference): fall back to text.
+            let parts: Vec<ArrayRef> = parts
+                .into_iter()
+                .map(|a| {
+                    if same {
+                        Ok(a.clone())
+                    } else {
+                        arrow::compute::cast(a, &DataType::Utf8).map_err(|e| CollectError::Shape(e.to_string()))
+                    }
+                })
+                .collect::<Result<_, _>>()?;
+            let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+            let joined = if refs.is_empty() {
+                arrow::array::new_empty_array(&DataType::Utf8)
+            } else {
+                arrow::compute::concat(&refs).map_err(|e| CollectError::Shape(e.to_string()))?
+            };
+            fields.push(Field::new(name, joined.data_type().clone(), true));
+            columns.push(joined);
+        }
+        for ((name, _), col) in self.outputs.iter().zip(outputs) {
+            if col.len() != total {
+                return Err(CollectError::Shape(format!("output {name:?} has {} values for {total} rows", col.len())));
+            }
+            fields.push(Field::new(name, col.data_type().clone(), true));
+            columns.push(col.clone());
+        }
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| CollectError::Shape(e.to_string()))
+    }
+}
+
+/// A predictions file being written (to a staging object).
+pub enum PredictionWriter {
+    Csv { upload: BufWriter, schema: Option<SchemaRef> },
+    Parquet { upload: Option<BufWriter>, writer: Option<(Box<AsyncArrowWriter<BufWriter>>, SchemaRef)> },
+}
+
+impl PredictionWriter {
+    pub fn new(format: OutputFormat, upload: BufWriter) -> PredictionWriter {
+        match format {
+            OutputFormat::Csv => PredictionWriter::Csv { upload, schema: None },
+            OutputFormat::Parquet => PredictionWriter::Parquet { upload: Some(upload), writer: None },
+        }
+    }
+
+    /// Appends rows. The first batch fixes the schema; later batches are cast to it.
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<(), CollectError> {
+        let werr = |e: &dyn std::fmt::Display| CollectError::Write(e.to_string());
+        match self {
+            PredictionWriter::Csv { upload, schema } => {
+                let mut buf = Vec::with_capacity(batch.num_rows() * 64);
+                {
+                    let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(&mut buf);
+                    if schema.is_none() {
+                        w.write_record(batch.schema().fields().iter().map(|f| f.name().as_str()))
+                            .map_err(|e| werr(&e))?;
+                        *schema = Some(batch.schema());
+                    }
+                    write_csv_rows(&mut w, batch).map_err(|e| werr(&e))?;
+                    w.flush().map_err(|e| werr(&e))?;
+                }
+                upload.write_all(&buf).await.map_err(|e| werr(&e))
+            }
+            PredictionWriter::Parquet { upload, writer } => {
+                if writer.is_none() {
+                    let props =
+                        WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
+                    let object = upload.take().expect("upload before writer");
+                    let w = AsyncArrowWriter::try_new(object, batch.schema(), Some(props)).map_err(|e| werr(&e))?;
+                    *writer = Some((Box::new(w), batch.schema()));
+                }
+                let (w, schema) = writer.as_mut().expect("created above");
+                let batch = conform(batch, schema).map_err(|e| CollectError::Shape(e.to_string()))?;
+                w.write(&batch).await.map_err(|e| werr(&e))
+            }
+        }
+    }
+
+    /// Completes the upload. Returns false when nothing was ever written.
+    pub async fn finish(self) -> Result<bool, CollectError> {
+        let werr = |e: &dyn std::fmt::Display| CollectError::Write(e.to_string());
+        match self {
+            PredictionWriter::Csv { mut upload, schema } => {
+                if schema.is_none() {
+                    upload.abort().await.map_err(|e| werr(&e))?;
+                    return Ok(false);
+                }
+                upload.shutdown().await.map_err(|e| werr(&e))?;
+                Ok(true)
+            }
+            PredictionWriter::Parquet { upload, writer } => match writer {
+                Some((w, _)) => {
+                    w.close().await.map_err(|e| werr(&e))?;
+                    Ok(true)
+                }
+                None => {
+                    if let Some(mut u) = upload {
+                        u.abort().await.map_err(|e| werr(&e))?;
+                    }
+                    Ok(false)
+                }
+            },
+        }
+    }
+
+    /// Abandons the upload.
+    pub async fn abort(self) {
+        match self {
+            PredictionWriter::Csv { mut upload, .. } => {
+                let _ = upload.abort().await;
+            }
+            PredictionWriter::Parquet { upload, writer } => {
+                if let Some(mut u) = upload {
+                    let _ = u.abort().await;
+                }
+                drop(writer);
+            }
+        }
+    }
+}
+
+/// Casts `batch` to `schema` (same column names), for pass-through columns typed differently.
+fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, arrow::error::ArrowError> {
+    if batch.schema().fields() == schema.fields() {
+        return Ok(batch.clone());
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(c.clone())
+            } else {
+                arrow::compute::cast_with_options(
+                    c,
+                    f.data_type(),
+                    &arrow::compute::CastOptions { safe: false, ..Default::default() },
+                )
+                .map_err(|e| {
+                    arrow::error::ArrowError::CastError(format!(
+                        "column {:?}: {e}; earlier files gave it type {}",
+                        f.name(),
+                        f.data_type()
+                    ))
+                })
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema.clone(), columns)
+}
+
+fn write_csv_rows<W: std::io::Write>(w: &mut csv::Writer<W>, batch: &RecordBatch) -> csv::Result<()> {
+    let mut record = csv::StringRecord::new();
+    let mut cell = String::new();
+    for r in 0..batch.num_rows() {
+        record.clear();
+        for col in batch.columns() {
+            cell.clear();
+            format_cell(col, r, &mut cell, false);
+            record.push_field(&cell);
+        }
+        w.write_record(&record)?;
+    }
+    Ok(())
+}
+
+/// Writes value `i` of `a` as CSV text (or as a JSON value when `json`).
+pub fn format_cell(a: &ArrayRef, i: usize, out: &mut String, json: bool) {
+    use std::fmt::Write;
+    if a.is_null(i) {
+        if json {
+            out.push_str("null");
+        }
+        return;
+    }
+    macro_rules! prim {
+        ($t:ty) => {{
+            let v = a.as_primitive::<$t>().value(i);
+            let _ = write!(out, "{v}");
+        }};
+    }
+    match a.data_type() {
+        DataType::Utf8 => {
+            let v = a.as_string::<i32>().value(i);
+            if json {
+                out.push_str(&serde_json::to_string(v).expect("string"));
+            } else {
+                out.push_str(v);
+            }
+        }
+        DataType::LargeUtf8 => out.push_str(a.as_string::<i64>().value(i)),
+        DataType::Float32 => {
+            let v = a.as_primitive::<arrow::datatypes::Float32Type>().value(i);
+            if json {
+                out.push_str(&v.json());
+            } else {
+                let _ = write!(out, "{v}");
+            }
+        }
+        DataType::Float64 => {
+            let v = a.as_primitive::<arrow::datatypes::Float64Type>().value(i);
+            if json {
+                out.push_str(&v.json());
+            } else {
+                let _ = write!(out, "{v}");
+            }
+        }
+        DataType::Int64 => prim!(arrow::datatypes::Int64Type),
+        DataType::Int32 => prim!(arrow::datatypes::Int32Type),
+        DataType::Int16 => prim!(arrow::datatypes::Int16Type),
+        DataType::Int8 => prim!(arrow::datatypes::Int8Type),
+        DataType::UInt64 => prim!(arrow::datatypes::UInt64Type),
+        DataType::UInt32 => prim!(arrow::datatypes::UInt32Type),
+        DataType::UInt16 => prim!(arrow::datatypes::UInt16Type),
+        DataType::UInt8 => prim!(arrow::datatypes::UInt8Type),
+        DataType::Boolean => {
+            let _ = write!(out, "{}", a.as_boolean().value(i));
+        }
+        DataType::List(_) => {
+            let list = a.as_list::<i32>();
+            let values = list.value(i);
+            out.push('[');
+            for j in 0..values.len() {
+                if j > 0 {
+                    out.push(',');
+                }
+                format_cell(&values, j, out, true);
+            }
+            out.push(']');
+        }
+        _ => {
+            let v = arrow::util::display::array_value_to_string(a, i).unwrap_or_default();
+            if json {
+                out.push_str(&serde_json::to_string(&v).expect("string"));
+            } else {
+                out.push_str(&v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Float32Array, ListArray};
+    use arrow::datatypes::Float32Type;
+
+    #[test]
+    fn cells_round_trip_and_lists_are_json() {
+        let f: ArrayRef = Arc::new(Float32Array::from(vec![Some(0.1), Some(f32::NAN), None]));
+        let mut s = String::new();
+        format_cell(&f, 0, &mut s, false);
+        assert_eq!(s, "0.1");
+        let l: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Float32Type, _, _>(vec![Some(vec![
+            Some(0.25),
+            Some(f32::NAN),
+            Some(1e-7),
+        ])]));
+        s.clear();
+        format_cell(&l, 0, &mut s, false);
+        assert_eq!(s, "[0.25,null,0.0000001]");
+        s.clear();
+        format_cell(&f, 2, &mut s, false);
+        assert_eq!(s, "");
+    }
+}

@@ -1,0 +1,888 @@
+//! The job coordinator: plan, then run the pipeline, then commit.
+//!
+//! ```text
+//!  tokio (I/O)            worker threads (CPU, one ORT session each)     main thread
+//!  reader ──bounded──►  decode ─► infer (retries, timeout, narrowing) ──► collector ─► staged upload
+//! ```
+//!
+//! - The reader fetches mini-batches ahead on tokio; a bounded channel is the backpressure.
+//! - Each worker owns a [`ModelRunner`]: it decodes the mini-batch's files, packs their rows into
+//!   model calls, and handles failures: a failed or timed-out attempt is retried up to
+//!   `max_retries`; after that the mini-batch is narrowed down (split in halves until single
+//!   files) so that one bad file does not fail its good neighbours. A file that cannot be decoded
+//!   fails at once (decoding is deterministic); a row with a bad value fails alone.
+//! - The collector receives results in any order, writes them in mini-batch order (so the output
+//!   order is the input order whatever the concurrency), counts failed items, and stops the job
+//!   as soon as they exceed `error_threshold`.
+//! - Commit publishes the staged files create-only (see [`crate::commit`]).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use arrow::array::ArrayRef;
+use bytes::Bytes;
+use sha2::Digest;
+use tokio::io::AsyncWriteExt;
+
+use crate::cli::{Exit, ScoreArgs};
+use crate::collect::{OutputLayout, PredictionWriter};
+use crate::commit::{CommitError, Staging, put_create};
+use crate::infer::{Attempt, InferError, InferTimings, ModelRunner, Watchdog, build_session};
+use crate::model::{ModelError, ModelInfo};
+use crate::plan::{Plan, check_output, list_inputs, make_plan};
+use crate::preprocess::{DecodedFile, Feeder, resolve_feeder};
+use crate::progress::Progress;
+use crate::read::{Fetched, fetch_one, run_reader};
+use crate::report::{
+    Counts, FailureRecord, JobResult, JobStatus, MINI_BATCH_HEADER, MiniBatchRecord, ModelReport, StageTimings,
+    Versions,
+};
+use crate::settings::{Deployment, LogLevel, OutputAction, Settings};
+use crate::storage::Location;
+
+/// A job that could not start (exit 2), with the message to show.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
+
+macro_rules! start_err {
+    ($e:expr) => {
+        StartError($e.to_string())
+    };
+}
+
+/// What a finished job reports back to the CLI.
+#[derive(Debug)]
+pub struct JobOutcome {
+    pub result: JobResult,
+    /// Where the job report was written.
+    pub report_url: String,
+    /// Set when the commit lost a race: the output appeared while the job ran (exit 2).
+    pub lost_race: bool,
+}
+
+/// `batchscore score`: resolve settings, run the job, print the summary, pick the exit code.
+pub fn score_command(args: &ScoreArgs) -> Exit {
+    let (settings, deployment) = match resolve(args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::CouldNotStart;
+        }
+    };
+    init_logging(settings.logging_level);
+    for ignored in &deployment.ignored {
+        tracing::warn!("deployment setting `{ignored}` has no meaning here and is ignored");
+    }
+    match run(settings, deployment) {
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::CouldNotStart
+        }
+        Ok(outcome) => {
+            print_summary(&outcome);
+            if outcome.lost_race {
+                Exit::CouldNotStart
+            } else if outcome.result.status == JobStatus::Completed {
+                Exit::Completed
+            } else {
+                Exit::Failed
+            }
+        }
+    }
+}
+
+fn resolve(args: &ScoreArgs) -> Result<(Settings, Deployment), crate::settings::ConfigError> {
+    let (deployment, origin) = match &args.config {
+        Some(path) => (Deployment::load(path)?, format!("flags and {}", path.display())),
+        None => (Deployment::default(), "flags".to_string()),
+    };
+    let settings = args.raw().over(deployment.settings.clone()).resolve(&origin)?;
+    Ok((settings, deployment))
+}
+
+fn init_logging(level: LogLevel) {
+    let filter = match level {
+        LogLevel::Warning => "warn",
+        LogLevel::Info => "info",
+        LogLevel::Debug => "debug,ort=info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BATCHSCORE_LOG").unwrap_or_else(|_| {
+        // ONNX Runtime's own messages are noisy at info; keep them at warnings unless debugging.
+        tracing_subscriber::EnvFilter::new(if level == LogLevel::Debug {
+            filter.to_string()
+        } else {
+            format!("{filter},ort=warn")
+        })
+    });
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+fn print_summary(o: &JobOutcome) {
+    let r = &o.result;
+    let c = &r.counts;
+    eprintln!(
+        "{}: {} rows from {}/{} files scored in {:.1} s; {} items failed ({} files, {} rows); output {}",
+        match r.status {
+            JobStatus::Completed => "Completed",
+            JobStatus::Failed => "Failed",
+        },
+        c.rows_scored,
+        c.files_scored,
+        c.files_total,
+        r.timings_seconds.wall,
+        c.items_failed,
+        c.files_failed,
+        c.rows_failed,
+        r.output
+    );
+    if let Some(f) = &r.first_failure {
+        eprintln!("first failure: {}{}: {}", f.file, f.row.map(|x| format!(" row {x}")).unwrap_or_default(), f.error);
+    }
+    if let Some(e) = &r.error {
+        eprintln!("error: {e}");
+    }
+    eprintln!("job report: {}", o.report_url);
+    if let Some(p) = &r.predictions {
+        println!("{p}");
+    }
+}
+
+/// Everything a worker needs, shared.
+struct Shared {
+    plan: Arc<Plan>,
+    input: Location,
+    feeder: Feeder,
+    layout: OutputLayout,
+    settings: Settings,
+    watchdog: Arc<Watchdog>,
+    cancel: Arc<AtomicBool>,
+    io: tokio::runtime::Handle,
+}
+
+/// What a worker reports for one mini-batch.
+struct MbResult {
+    id: usize,
+    rows: Option<arrow::array::RecordBatch>,
+    record: MiniBatchRecord,
+    failures: Vec<FailureRecord>,
+    files_scored: u64,
+    files_failed: u64,
+    rows_scored: u64,
+    rows_failed: u64,
+    read: f64,
+    decode: f64,
+    infer: f64,
+}
+
+/// Runs a job to its end. `Err` means it could not start.
+pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, StartError> {
+    let started = Instant::now();
+    let started_at = chrono::Utc::now();
+    let job_id = format!("{}-{}", started_at.format("%Y%m%dT%H%M%SZ"), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let io = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("batchscore-io")
+        .enable_all()
+        .build()
+        .map_err(|e| start_err!(format!("cannot start the I/O runtime: {e}")))?;
+
+    let input = Location::parse(&settings.input).map_err(|e| start_err!(e))?;
+    let output = Location::parse(&settings.output).map_err(|e| start_err!(e))?;
+    let model_loc = Location::parse(&settings.model).map_err(|e| start_err!(e))?;
+
+    // Plan: the output check comes first, before any work.
+    io.block_on(check_output(&output)).map_err(|e| start_err!(e))?;
+    let files =
+        io.block_on(list_inputs(&input, settings.pattern.as_deref(), Some(&output))).map_err(|e| start_err!(e))?;
+    let plan = Arc::new(make_plan(&input, files, settings.mini_batch_size).map_err(|e| start_err!(e))?);
+
+    // The model: read it, open the first session, learn its inputs and outputs.
+    let env = crate::runtime::environment().map_err(|e| start_err!(e))?;
+    let model_bytes = io.block_on(fetch_one(&model_loc.store, &model_loc.path)).map_err(|e| {
+        start_err!(ModelError::Read {
+            model: model_loc.display.clone(),
+            reason: e.trim_start_matches("cannot read: ").to_string(),
+        })
+    })?;
+    let first_session = build_session(env, &model_bytes, settings.intra_threads)
+        .map_err(|reason| start_err!(ModelError::Load { model: model_loc.display.clone(), reason }))?;
+    let info = Arc::new(ModelInfo::from_session(&first_session, &model_loc.display).map_err(|e| start_err!(e))?);
+    let feeder = resolve_feeder(&info, plan.kind, &settings)
+        .map_err(|e| start_err!(format!("model {}: {e}", model_loc.display)))?;
+    let batch_size = match (info.fixed_batch, settings.batch_size) {
+        (Some(fixed), Some(asked)) if fixed != asked => {
+            return Err(start_err!(format!(
+                "--batch-size {asked}: model {} has a fixed batch dimension of {fixed}; leave --batch-size out or set it to {fixed}",
+                model_loc.display
+            )));
+        }
+        (Some(fixed), _) => fixed,
+        (None, Some(asked)) => asked,
+        (None, None) => feeder.default_batch_size(),
+    };
+    let layout = OutputLayout::new(feeder.has_row_numbers(), feeder.passthrough().to_vec(), &info.outputs);
+    if let Some(name) = layout.clash() {
+        return Err(start_err!(format!(
+            "the output would have two columns named {name:?}; rename the pass-through column or leave it out of --passthrough"
+        )));
+    }
+    let plan_seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
+        "job {job_id}: {} files ({} bytes) in {} mini-batches of up to {} files; {} workers x {} threads; batch {}",
+        plan.files.len(),
+        plan.total_bytes,
+        plan.mini_batches.len(),
+        settings.mini_batch_size,
+        settings.max_concurrency,
+        settings.intra_threads,
+        batch_size
+    );
+    if settings.instance_count > 1 {
+        tracing::warn!(
+            "instance_count {} asks for several processes; this version runs a job in one process",
+            settings.instance_count
+        );
+    }
+
+    let model_report = ModelReport {
+        path: model_loc.display.clone(),
+        sha256: format!("{:x}", sha2::Sha256::digest(&model_bytes)),
+        bytes: model_bytes.len() as u64,
+        info: (*info).clone(),
+        feeder: feeder.clone(),
+        batch_size,
+    };
+
+    // Workers: each builds its own session (the first reuses the one opened above).
+    let cancel = Arc::new(AtomicBool::new(false));
+    let watchdog = Watchdog::start();
+    let shared = Arc::new(Shared {
+        plan: plan.clone(),
+        input: input.clone(),
+        feeder,
+        layout,
+        settings: settings.clone(),
+        watchdog: watchdog.clone(),
+        cancel: cancel.clone(),
+        io: io.handle().clone(),
+    });
+    let workers = settings.max_concurrency.min(plan.mini_batches.len()).max(1);
+    let (work_tx, work_rx) = flume::bounded::<Fetched>(workers);
+    let (result_tx, result_rx) = flume::unbounded::<MbResult>();
+    let (ready_tx, ready_rx) = flume::unbounded::<Result<(), String>>();
+    let mut first_session = Some(first_session);
+    let mut handles = Vec::new();
+    for w in 0..workers {
+        let session = first_session.take();
+        let shared = shared.clone();
+        let rx = work_rx.clone();
+        let tx = result_tx.clone();
+        let ready = ready_tx.clone();
+        let model_bytes = model_bytes.clone();
+        let info = info.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("batchscore-worker-{w}"))
+            .spawn(move || {
+                let session = match session {
+                    Some(s) => Ok(s),
+                    None => build_session(env, &model_bytes, shared.settings.intra_threads),
+                };
+                let mut runner = match session {
+                    Ok(s) => {
+                        let _ = ready.send(Ok(()));
+                        ModelRunner::new(s, info, batch_size)
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                };
+                drop(model_bytes);
+                for fetched in rx.iter() {
+                    let result = process(&shared, &mut runner, fetched);
+                    if tx.send(result).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| start_err!(format!("cannot start a worker thread: {e}")))?;
+        handles.push(handle);
+    }
+    drop(result_tx);
+    drop(ready_tx);
+    drop(work_rx);
+    for _ in 0..workers {
+        if let Err(e) = ready_rx.recv().unwrap_or_else(|_| Err("a worker thread stopped while starting".into())) {
+            cancel.store(true, Ordering::Relaxed);
+            drop(work_tx);
+            for h in handles {
+                let _ = h.join();
+            }
+            watchdog.stop();
+            return Err(start_err!(ModelError::Load { model: model_loc.display.clone(), reason: e }));
+        }
+    }
+
+    // Reader, and Ctrl-C.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let cancel = cancel.clone();
+        let interrupted = interrupted.clone();
+        let watchdog = watchdog.clone();
+        io.spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                interrupted.store(true, Ordering::Relaxed);
+                cancel.store(true, Ordering::Relaxed);
+                watchdog.terminate_all();
+            }
+        });
+    }
+    let reader = io.spawn(run_reader(input.store.clone(), plan.clone(), work_tx, cancel.clone(), 2, 16));
+
+    // Collect, in order.
+    let staging = Staging::new(&output, &job_id);
+    let format = settings.output_format;
+    let mut predictions = (settings.output_action == OutputAction::AppendRow)
+        .then(|| PredictionWriter::new(format, staging.upload(&settings.output_file_name)));
+    let mut mb_log = staging.upload("mini_batches.csv");
+    let mut failure_log = staging.upload("failures.jsonl");
+    let mut counts = Counts {
+        files_total: plan.files.len() as u64,
+        mini_batches_total: plan.mini_batches.len() as u64,
+        ..Default::default()
+    };
+    let mut timings = StageTimings { plan: plan_seconds, ..Default::default() };
+    let mut progress = Progress::new(settings.progress, plan.files.len() as u64, settings.progress_interval);
+    let mut pending: BTreeMap<usize, MbResult> = BTreeMap::new();
+    let mut next = 0usize;
+    let mut first_failure: Option<FailureRecord> = None;
+    let mut job_error: Option<String> = None;
+    let mut write_error: Option<String> = None;
+    let header = csv_line(MINI_BATCH_HEADER.iter().map(|s| s.to_string()));
+    if let Err(e) = io.block_on(mb_log.write_all(header.as_bytes())) {
+        write_error = Some(format!("cannot write logs/mini_batches.csv: {e}"));
+        cancel.store(true, Ordering::Relaxed);
+    }
+
+    let threshold = settings.error_threshold;
+    let mut received = vec![false; plan.mini_batches.len()];
+    for result in result_rx.iter() {
+        received[result.id] = true;
+        counts.items_failed += result.record.failed_items;
+        if threshold >= 0 && counts.items_failed > threshold as u64 && !cancel.load(Ordering::Relaxed) {
+            job_error = Some(format!(
+                "{} failed items exceed error_threshold {threshold}; the job was stopped",
+                counts.items_failed
+            ));
+            cancel.store(true, Ordering::Relaxed);
+            watchdog.terminate_all();
+        }
+        progress.add(
+            (result.files_scored + result.files_failed) as u64,
+            result.rows_scored,
+            result.record.failed_items,
+        );
+        pending.insert(result.id, result);
+        while let Some(r) = pending.remove(&next) {
+            next += 1;
+            let t = Instant::now();
+            if let Err(e) = write_result(&io, &r, &mut predictions, &mut mb_log, &mut failure_log, &cancel) {
+                if write_error.is_none() {
+                    write_error = Some(e);
+                }
+                cancel.store(true, Ordering::Relaxed);
+            }
+            timings.write += t.elapsed().as_secs_f64();
+            absorb(&mut counts, &mut timings, &mut first_failure, r);
+        }
+    }
+    // Results after a gap (the job stopped early): log them, in order; no predictions.
+    for (_, r) in std::mem::take(&mut pending) {
+        let _ = write_result(&io, &r, &mut None, &mut mb_log, &mut failure_log, &cancel);
+        absorb(&mut counts, &mut timings, &mut first_failure, r);
+    }
+    let _ = io.block_on(reader);
+    for h in handles {
+        if h.join().is_err() {
+            write_error.get_or_insert_with(|| "a worker thread panicked".into());
+        }
+    }
+    watchdog.stop();
+    progress.finish();
+    // Mini-batches that never ran (the job stopped early) are listed too, for the record.
+    for (id, range) in plan.mini_batches.iter().enumerate() {
+        if !received[id] {
+            let record = MiniBatchRecord {
+                id,
+                files: plan.files[range.clone()].iter().map(|f| f.rel.as_str()).collect::<Vec<_>>().join(";"),
+                attempts: 0,
+                status: "not_run",
+                seconds: 0.0,
+                rows: 0,
+                failed_items: 0,
+                error: String::new(),
+            };
+            let _ = io.block_on(mb_log.write_all(csv_line(record.csv_fields()).as_bytes()));
+        }
+    }
+
+    if interrupted.load(Ordering::Relaxed) {
+        job_error.get_or_insert_with(|| "interrupted (Ctrl-C); the output was not published".into());
+    }
+    if let Some(e) = write_error {
+        job_error.get_or_insert(e);
+    }
+    if job_error.is_none() && counts.rows_scored == 0 && counts.files_total > 0 {
+        job_error = Some(if counts.items_failed > 0 {
+            "nothing was scored: every item failed (see logs/failures.jsonl)".into()
+        } else {
+            "nothing was scored: the input files hold no rows".into()
+        });
+    }
+    let status = if job_error.is_some() { JobStatus::Failed } else { JobStatus::Completed };
+
+    // Commit.
+    let commit_started = Instant::now();
+    let mut lost_race = false;
+    let mut predictions_url = None;
+    let commit = |r: Result<(), CommitError>, job_error: &mut Option<String>, lost_race: &mut bool| match r {
+        Ok(()) => true,
+        Err(e) => {
+            *lost_race |= matches!(e, CommitError::AlreadyExists { .. });
+            job_error.get_or_insert(e.to_string());
+            false
+        }
+    };
+    if let Some(w) = predictions.take() {
+        if status == JobStatus::Completed {
+            let finished = io.block_on(w.finish());
+            match finished {
+                Ok(true) => {
+                    let name = settings.output_file_name.clone();
+                    if commit(io.block_on(staging.publish(&name, &name)), &mut job_error, &mut lost_race) {
+                        predictions_url = Some(output.join(&name).display);
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    job_error.get_or_insert(e.to_string());
+                }
+            }
+        } else {
+            io.block_on(w.abort());
+        }
+    }
+    let status = if job_error.is_some() { JobStatus::Failed } else { JobStatus::Completed };
+    if !lost_race {
+        for (name, mut upload) in [("mini_batches.csv", mb_log), ("failures.jsonl", failure_log)] {
+            match io.block_on(upload.shutdown()) {
+                Ok(()) => {
+                    commit(io.block_on(staging.publish(name, &format!("logs/{name}"))), &mut job_error, &mut lost_race);
+                }
+                Err(e) => {
+                    job_error.get_or_insert(format!("cannot write logs/{name}: {e}"));
+                }
+            }
+        }
+    } else {
+        let _ = io.block_on(mb_log.abort());
+        let _ = io.block_on(failure_log.abort());
+    }
+    io.block_on(staging.cleanup());
+    timings.commit = commit_started.elapsed().as_secs_f64();
+    timings.wall = started.elapsed().as_secs_f64();
+    let status = if job_error.is_some() { JobStatus::Failed } else { status };
+
+    let result = JobResult {
+        job_id,
+        status,
+        error: job_error,
+        first_failure,
+        started_at: started_at.to_rfc3339(),
+        finished_at: chrono::Utc::now().to_rfc3339(),
+        input: input.display.clone(),
+        output: output.display.clone(),
+        predictions: predictions_url,
+        counts,
+        timings_seconds: timings,
+        model: model_report,
+        settings,
+        ignored_settings: deployment.ignored,
+        notes: deployment.notes,
+        versions: Versions { batchscore: env!("CARGO_PKG_VERSION"), onnxruntime: crate::runtime::loaded_version() },
+    };
+    let report_url = output.join("logs/job_result.json").display;
+    if !lost_race {
+        let json = serde_json::to_vec_pretty(&result).expect("serialisable report");
+        if let Err(e) = io.block_on(put_create(&output, "logs/job_result.json", Bytes::from(json))) {
+            if matches!(e, CommitError::AlreadyExists { .. }) {
+                lost_race = true;
+            }
+            eprintln!("error: {e}");
+        }
+    }
+    Ok(JobOutcome { result, report_url, lost_race })
+}
+
+fn absorb(counts: &mut Counts, timings: &mut StageTimings, first: &mut Option<FailureRecord>, r: MbResult) {
+    counts.mini_batches_run += 1;
+    counts.files_scored += r.files_scored;
+    counts.files_failed += r.files_failed;
+    counts.rows_scored += r.rows_scored;
+    counts.rows_failed += r.rows_failed;
+    counts.retries += u64::from(r.record.attempts.saturating_sub(1));
+    timings.read += r.read;
+    timings.decode += r.decode;
+    timings.infer += r.infer;
+    if first.is_none() {
+        *first = r.failures.first().cloned();
+    }
+}
+
+fn write_result(
+    io: &tokio::runtime::Runtime,
+    r: &MbResult,
+    predictions: &mut Option<PredictionWriter>,
+    mb_log: &mut object_store::buffered::BufWriter,
+    failure_log: &mut object_store::buffered::BufWriter,
+    cancel: &AtomicBool,
+) -> Result<(), String> {
+    io.block_on(async {
+        if let (Some(w), Some(rows)) = (predictions.as_mut(), &r.rows)
+            && !cancel.load(Ordering::Relaxed)
+            && rows.num_rows() > 0
+        {
+            w.write(rows).await.map_err(|e| e.to_string())?;
+        }
+        mb_log
+            .write_all(csv_line(r.record.csv_fields()).as_bytes())
+            .await
+            .map_err(|e| format!("cannot write logs/mini_batches.csv: {e}"))?;
+        let mut lines = Vec::new();
+        for f in &r.failures {
+            serde_json::to_writer(&mut lines, f).expect("serialisable");
+            lines.push(b'\n');
+        }
+        failure_log.write_all(&lines).await.map_err(|e| format!("cannot write logs/failures.jsonl: {e}"))
+    })
+}
+
+fn csv_line<I: IntoIterator<Item = String>>(fields: I) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(fields).expect("in-memory write");
+    String::from_utf8(w.into_inner().expect("in-memory")).expect("utf-8")
+}
+
+/// The state of one file of a mini-batch as the worker moves it along.
+enum FileState {
+    NeedBytes(String),
+    Bytes(Bytes),
+    Decoded(DecodedFile),
+    Done(DecodedFile, Vec<ArrayRef>),
+    Failed(String, Option<DecodedFile>),
+}
+
+/// Decodes, scores and accounts for one mini-batch, with retries and narrowing.
+fn process(shared: &Shared, runner: &mut ModelRunner, fetched: Fetched) -> MbResult {
+    let started = Instant::now();
+    let s = &shared.settings;
+    let range = shared.plan.mini_batches[fetched.mini_batch].clone();
+    let files = &shared.plan.files[range];
+    let mut states: Vec<FileState> = fetched
+        .bytes
+        .into_iter()
+        .map(|b| match b {
+            Ok(b) => FileState::Bytes(b),
+            Err(e) => FileState::NeedBytes(e),
+        })
+        .collect();
+    let mut read = fetched.seconds;
+    let mut decode = 0.0;
+    let mut infer = InferTimings::default();
+    let mut attempts = 0u32;
+    let mut last_error: Option<String> = None;
+    let max_attempts = s.max_retries + 1;
+
+    while attempts < max_attempts && !shared.cancel.load(Ordering::Relaxed) {
+        attempts += 1;
+        let attempt = match shared.watchdog.attempt(s.timeout, shared.cancel.clone()) {
+            Ok(a) => a,
+            Err(e) => {
+                last_error = Some(e.to_string());
+                continue;
+            }
+        };
+        // Re-read what could not be read.
+        for (i, st) in states.iter_mut().enumerate() {
+            if let FileState::NeedBytes(_) = st {
+                let t = Instant::now();
+                let got = shared.io.block_on(fetch_one(&shared.input.store, &files[i].path));
+                read += t.elapsed().as_secs_f64();
+                *st = match got {
+                    Ok(b) => FileState::Bytes(b),
+                    Err(e) => FileState::NeedBytes(e),
+                };
+            }
+        }
+        // Decode (deterministic: a file that cannot be decoded fails now).
+        for (i, st) in states.iter_mut().enumerate() {
+            if let FileState::Bytes(b) = st {
+                let t = Instant::now();
+                let decoded = shared.feeder.decode(files[i].kind, &files[i].rel, b.clone());
+                decode += t.elapsed().as_secs_f64();
+                *st = match decoded {
+                    Ok(d) => FileState::Decoded(d),
+                    Err(e) => FileState::Failed(e.0, None),
+                };
+            }
+        }
+        let todo: Vec<usize> = (0..states.len()).filter(|i| matches!(states[*i], FileState::Decoded(_))).collect();
+        if !todo.is_empty() {
+            match infer_files(runner, &mut states, &todo, &attempt, &mut infer) {
+                Ok(()) => {}
+                Err(InferError::Cancelled) => break,
+                Err(e) => {
+                    tracing::debug!("mini-batch {} attempt {attempts}: {e}", fetched.mini_batch);
+                    last_error = Some(e.to_string());
+                }
+            }
+        }
+        if let Some(FileState::NeedBytes(e)) = states.iter().find(|s| matches!(s, FileState::NeedBytes(_))) {
+            last_error = Some(e.clone());
+        }
+        if !states.iter().any(|s| matches!(s, FileState::NeedBytes(_) | FileState::Decoded(_))) {
+            break;
+        }
+    }
+    // Narrow down what still fails, so one bad file does not fail its neighbours.
+    let stuck: Vec<usize> = (0..states.len()).filter(|i| matches!(states[*i], FileState::Decoded(_))).collect();
+    if stuck.len() > 1 && !shared.cancel.load(Ordering::Relaxed) {
+        narrow(shared, runner, &mut states, &stuck, &mut infer);
+    }
+    let cancelled = shared.cancel.load(Ordering::Relaxed);
+    for st in states.iter_mut() {
+        let reason = match st {
+            FileState::NeedBytes(e) => Some(e.clone()),
+            FileState::Decoded(_) if cancelled => Some("not scored: the job was stopped".to_string()),
+            FileState::Decoded(_) => Some(last_error.clone().unwrap_or_else(|| "model call failed".into())),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            let old = std::mem::replace(st, FileState::Failed(String::new(), None));
+            let decoded = match old {
+                FileState::Decoded(d) => Some(d),
+                _ => None,
+            };
+            *st = FileState::Failed(reason, decoded);
+        }
+    }
+    finish_result(shared, fetched.mini_batch, files, states, attempts, started, read, decode, infer.infer)
+}
+
+/// Runs the decoded files `idx` in one packed pass; on success they become Done.
+fn infer_files(
+    runner: &mut ModelRunner,
+    states: &mut [FileState],
+    idx: &[usize],
+    attempt: &Attempt,
+    infer: &mut InferTimings,
+) -> Result<(), InferError> {
+    let decoded: Vec<&DecodedFile> = idx
+        .iter()
+        .map(|i| match &states[*i] {
+            FileState::Decoded(d) => d,
+            _ => unreachable!("only decoded files are scored"),
+        })
+        .collect();
+    let outputs = runner.run_rows(&decoded, attempt, infer)?;
+    let sizes: Vec<usize> = decoded.iter().map(|d| d.rows).collect();
+    let mut offset = 0;
+    for (k, i) in idx.iter().enumerate() {
+        let cols: Vec<ArrayRef> = outputs.iter().map(|c| c.slice(offset, sizes[k])).collect();
+        offset += sizes[k];
+        let FileState::Decoded(d) = std::mem::replace(&mut states[*i], FileState::Failed(String::new(), None)) else {
+            unreachable!()
+        };
+        states[*i] = FileState::Done(d, cols);
+    }
+    Ok(())
+}
+
+/// Splits failing files in halves, one attempt each, until single files remain.
+fn narrow(
+    shared: &Shared,
+    runner: &mut ModelRunner,
+    states: &mut [FileState],
+    idx: &[usize],
+    infer: &mut InferTimings,
+) {
+    if shared.cancel.load(Ordering::Relaxed) {
+        return;
+    }
+    let Ok(attempt) = shared.watchdog.attempt(shared.settings.timeout, shared.cancel.clone()) else {
+        return;
+    };
+    match infer_files(runner, states, idx, &attempt, infer) {
+        Ok(()) => {}
+        Err(e) => {
+            drop(attempt);
+            if idx.len() == 1 {
+                let FileState::Decoded(d) =
+                    std::mem::replace(&mut states[idx[0]], FileState::Failed(String::new(), None))
+                else {
+                    unreachable!()
+                };
+                states[idx[0]] = FileState::Failed(e.to_string(), Some(d));
+            } else {
+                let (a, b) = idx.split_at(idx.len() / 2);
+                narrow(shared, runner, states, a, infer);
+                narrow(shared, runner, states, b, infer);
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish_result(
+    shared: &Shared,
+    id: usize,
+    files: &[crate::plan::InputFile],
+    states: Vec<FileState>,
+    attempts: u32,
+    started: Instant,
+    read: f64,
+    decode: f64,
+    infer: f64,
+) -> MbResult {
+    let tabular = shared.feeder.has_row_numbers();
+    let mut failures = Vec::new();
+    let mut done: Vec<(&str, DecodedFile, Vec<ArrayRef>)> = Vec::new();
+    let (mut files_scored, mut files_failed, mut rows_failed) = (0u64, 0u64, 0u64);
+    let mut items_failed = 0u64;
+    let mut first_error = String::new();
+    let mut record_failure = |f: FailureRecord, failures: &mut Vec<FailureRecord>| {
+        if first_error.is_empty() {
+            first_error = format!("{}: {}", f.file, f.error);
+        }
+        failures.push(f);
+    };
+    for (file, st) in files.iter().zip(states) {
+        let row_failures = |d: &DecodedFile| {
+            d.failed_rows
+                .iter()
+                .map(|(row, why)| FailureRecord {
+                    file: file.rel.clone(),
+                    row: Some(*row),
+                    items: 1,
+                    mini_batch: id,
+                    attempts,
+                    error: why.clone(),
+                })
+                .collect::<Vec<_>>()
+        };
+        match st {
+            FileState::Done(d, cols) => {
+                files_scored += 1;
+                for f in row_failures(&d) {
+                    rows_failed += 1;
+                    items_failed += 1;
+                    record_failure(f, &mut failures);
+                }
+                done.push((&file.rel, d, cols));
+            }
+            FileState::Failed(error, decoded) => {
+                files_failed += 1;
+                // A tabular file that failed after decoding fails all its rows; one that could
+                // not be read or decoded counts as one item (its rows are unknown).
+                let items = match (&decoded, tabular) {
+                    (Some(d), true) => (d.rows as u64).max(1),
+                    _ => 1,
+                };
+                if tabular && let Some(d) = &decoded {
+                    rows_failed += d.rows as u64;
+                }
+                items_failed += items;
+                record_failure(
+                    FailureRecord { file: file.rel.clone(), row: None, items, mini_batch: id, attempts, error },
+                    &mut failures,
+                );
+                if let Some(d) = &decoded {
+                    for f in row_failures(d) {
+                        rows_failed += 1;
+                        items_failed += 1;
+                        record_failure(f, &mut failures);
+                    }
+                }
+            }
+            _ => unreachable!("every file is done or failed by now"),
+        }
+    }
+    let rows_scored: u64 = done.iter().map(|(_, d, _)| d.rows as u64).sum();
+    let rows = if done.is_empty() {
+        None
+    } else {
+        let parts: Vec<(&str, &DecodedFile)> = done.iter().map(|(n, d, _)| (*n, d)).collect();
+        let n_out = shared.layout.outputs.len();
+        let cols: Vec<ArrayRef> = (0..n_out)
+            .map(|o| {
+                let pieces: Vec<&dyn arrow::array::Array> = done.iter().map(|(_, _, c)| c[o].as_ref()).collect();
+                arrow::compute::concat(&pieces).expect("outputs of one model share a type")
+            })
+            .collect();
+        match shared.layout.rows(&parts, &cols) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                // Cannot happen for consistent model outputs; fail the files rather than panic.
+                for (name, d, _) in &done {
+                    items_failed += if tabular { d.rows as u64 } else { 1 };
+                    record_failure(
+                        FailureRecord {
+                            file: name.to_string(),
+                            row: None,
+                            items: d.rows as u64,
+                            mini_batch: id,
+                            attempts,
+                            error: e.to_string(),
+                        },
+                        &mut failures,
+                    );
+                }
+                None
+            }
+        }
+    };
+    let rows_scored = if rows.is_some() { rows_scored } else { 0 };
+    let status = if items_failed == 0 {
+        "completed"
+    } else if rows_scored > 0 {
+        "partial"
+    } else {
+        "failed"
+    };
+    MbResult {
+        id,
+        record: MiniBatchRecord {
+            id,
+            files: files.iter().map(|f| f.rel.as_str()).collect::<Vec<_>>().join(";"),
+            attempts,
+            status,
+            seconds: started.elapsed().as_secs_f64(),
+            rows: rows_scored,
+            failed_items: items_failed,
+            error: first_error,
+        },
+        rows,
+        failures,
+        files_scored,
+        files_failed,
+        rows_scored,
+        rows_failed,
+        read,
+        decode,
+        infer,
+    }
+}

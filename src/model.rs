@@ -1,0 +1,240 @@
+//! What a model takes and gives: its inputs and outputs as ONNX Runtime reports them, in the
+//! few shapes batch scoring supports, and the typed row buffers that feed it.
+//!
+//! The first dimension of every input and output is the batch. A model whose batch dimension
+//! is fixed (many exported models have batch 1) is fed in calls of exactly that size, the last
+//! one padded; [`ModelInfo::fixed_batch`] says so.
+
+use ort::session::Session;
+use ort::value::{TensorElementType, ValueType};
+
+/// The element types batchscore feeds and reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ElemType {
+    F32,
+    F64,
+    I64,
+    I32,
+    U8,
+    Bool,
+    Str,
+}
+
+impl ElemType {
+    pub fn from_ort(t: TensorElementType) -> Option<ElemType> {
+        Some(match t {
+            TensorElementType::Float32 => ElemType::F32,
+            TensorElementType::Float64 => ElemType::F64,
+            TensorElementType::Int64 => ElemType::I64,
+            TensorElementType::Int32 => ElemType::I32,
+            TensorElementType::Uint8 => ElemType::U8,
+            TensorElementType::Bool => ElemType::Bool,
+            TensorElementType::String => ElemType::Str,
+            _ => return None,
+        })
+    }
+}
+
+/// A tensor input or output: name, element type and shape (-1 for a dynamic dimension).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TensorSpec {
+    pub name: String,
+    pub dtype: ElemType,
+    pub shape: Vec<i64>,
+}
+
+impl TensorSpec {
+    /// Elements per row (all dimensions after the batch), when they are all fixed.
+    pub fn row_len(&self) -> Option<usize> {
+        self.shape[1..].iter().try_fold(1usize, |acc, d| (*d >= 0).then(|| acc * *d as usize))
+    }
+}
+
+/// One model output, in a form batchscore can turn into a column.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OutputSpec {
+    /// A tensor whose first dimension is the batch.
+    Tensor(TensorSpec),
+    /// A sequence of maps, one per row (scikit-learn's ZipMap): written as JSON objects.
+    SequenceOfMaps { name: String, key: ElemType, value: ElemType },
+}
+
+impl OutputSpec {
+    pub fn name(&self) -> &str {
+        match self {
+            OutputSpec::Tensor(t) => &t.name,
+            OutputSpec::SequenceOfMaps { name, .. } => name,
+        }
+    }
+}
+
+/// The inputs and outputs of a model.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelInfo {
+    pub inputs: Vec<TensorSpec>,
+    pub outputs: Vec<OutputSpec>,
+    /// The batch size every call must have, when the model fixes it.
+    pub fixed_batch: Option<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("model {model}: cannot read it: {reason}. Check --model")]
+    Read { model: String, reason: String },
+    #[error("model {model}: ONNX Runtime cannot load it: {reason}")]
+    Load { model: String, reason: String },
+    #[error("model {model}: {what}")]
+    Unsupported { model: String, what: String },
+}
+
+impl ModelInfo {
+    /// Reads inputs and outputs from a session; `model` names the model in errors.
+    pub fn from_session(session: &Session, model: &str) -> Result<ModelInfo, ModelError> {
+        let unsupported = |what: String| ModelError::Unsupported { model: model.to_string(), what };
+        let mut inputs = Vec::new();
+        for outlet in session.inputs() {
+            match outlet.dtype() {
+                ValueType::Tensor { ty, shape, .. } => {
+                    let dtype = ElemType::from_ort(*ty).ok_or_else(|| {
+                        unsupported(format!(
+                            "input {:?} has element type {ty}, which batchscore cannot feed",
+                            outlet.name()
+                        ))
+                    })?;
+                    let shape: Vec<i64> = shape.iter().copied().collect();
+                    if shape.is_empty() {
+                        return Err(unsupported(format!(
+                            "input {:?} is a scalar; batchscore feeds inputs whose first dimension is the batch",
+                            outlet.name()
+                        )));
+                    }
+                    inputs.push(TensorSpec { name: outlet.name().to_string(), dtype, shape });
+                }
+                other => {
+                    return Err(unsupported(format!(
+                        "input {:?} is a {other}, not a tensor; batchscore feeds tensor inputs",
+                        outlet.name()
+                    )));
+                }
+            }
+        }
+        let mut outputs = Vec::new();
+        for outlet in session.outputs() {
+            let name = outlet.name().to_string();
+            let spec = match outlet.dtype() {
+                ValueType::Tensor { ty, shape, .. } => OutputSpec::Tensor(TensorSpec {
+                    dtype: ElemType::from_ort(*ty).ok_or_else(|| {
+                        unsupported(format!("output {name:?} has element type {ty}, which batchscore cannot write"))
+                    })?,
+                    shape: shape.iter().copied().collect(),
+                    name,
+                }),
+                ValueType::Sequence(inner) => match inner.as_ref() {
+                    ValueType::Map { key, value } => OutputSpec::SequenceOfMaps {
+                        key: ElemType::from_ort(*key)
+                            .ok_or_else(|| unsupported(format!("output {name:?} has map keys of type {key}")))?,
+                        value: ElemType::from_ort(*value)
+                            .ok_or_else(|| unsupported(format!("output {name:?} has map values of type {value}")))?,
+                        name,
+                    },
+                    other => {
+                        return Err(unsupported(format!(
+                            "output {name:?} is a sequence of {other}; batchscore writes sequences of maps"
+                        )));
+                    }
+                },
+                other => {
+                    return Err(unsupported(format!("output {name:?} is a {other}, which batchscore cannot write")));
+                }
+            };
+            outputs.push(spec);
+        }
+        let batch_dims: Vec<i64> = inputs.iter().map(|i| i.shape[0]).collect();
+        let fixed_batch = match batch_dims.iter().find(|d| **d > 0) {
+            Some(&d) if batch_dims.iter().all(|x| *x == d) => Some(d as usize),
+            Some(_) => {
+                return Err(unsupported(format!(
+                    "inputs disagree on the batch dimension ({batch_dims:?}); batchscore needs one batch dimension for all inputs"
+                )));
+            }
+            None => None,
+        };
+        Ok(ModelInfo { inputs, outputs, fixed_batch })
+    }
+}
+
+/// Row-major values for one model input, for some number of rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Buffer {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    I64(Vec<i64>),
+    I32(Vec<i32>),
+    U8(Vec<u8>),
+    Bool(Vec<bool>),
+    Str(Vec<String>),
+}
+
+macro_rules! each_buffer {
+    ($self:expr, $v:ident => $body:expr) => {
+        match $self {
+            Buffer::F32($v) => $body,
+            Buffer::F64($v) => $body,
+            Buffer::I64($v) => $body,
+            Buffer::I32($v) => $body,
+            Buffer::U8($v) => $body,
+            Buffer::Bool($v) => $body,
+            Buffer::Str($v) => $body,
+        }
+    };
+}
+
+impl Buffer {
+    pub fn new(dtype: ElemType, capacity: usize) -> Buffer {
+        match dtype {
+            ElemType::F32 => Buffer::F32(Vec::with_capacity(capacity)),
+            ElemType::F64 => Buffer::F64(Vec::with_capacity(capacity)),
+            ElemType::I64 => Buffer::I64(Vec::with_capacity(capacity)),
+            ElemType::I32 => Buffer::I32(Vec::with_capacity(capacity)),
+            ElemType::U8 => Buffer::U8(Vec::with_capacity(capacity)),
+            ElemType::Bool => Buffer::Bool(Vec::with_capacity(capacity)),
+            ElemType::Str => Buffer::Str(Vec::with_capacity(capacity)),
+        }
+    }
+
+    pub fn dtype(&self) -> ElemType {
+        match self {
+            Buffer::F32(_) => ElemType::F32,
+            Buffer::F64(_) => ElemType::F64,
+            Buffer::I64(_) => ElemType::I64,
+            Buffer::I32(_) => ElemType::I32,
+            Buffer::U8(_) => ElemType::U8,
+            Buffer::Bool(_) => ElemType::Bool,
+            Buffer::Str(_) => ElemType::Str,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        each_buffer!(self, v => v.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends `other[range]`; both must hold the same type.
+    pub fn extend_from(&mut self, other: &Buffer, range: std::ops::Range<usize>) {
+        match (self, other) {
+            (Buffer::F32(a), Buffer::F32(b)) => a.extend_from_slice(&b[range]),
+            (Buffer::F64(a), Buffer::F64(b)) => a.extend_from_slice(&b[range]),
+            (Buffer::I64(a), Buffer::I64(b)) => a.extend_from_slice(&b[range]),
+            (Buffer::I32(a), Buffer::I32(b)) => a.extend_from_slice(&b[range]),
+            (Buffer::U8(a), Buffer::U8(b)) => a.extend_from_slice(&b[range]),
+            (Buffer::Bool(a), Buffer::Bool(b)) => a.extend_from_slice(&b[range]),
+            (Buffer::Str(a), Buffer::Str(b)) => a.extend_from_slice(&b[range]),
+            (a, b) => panic!("buffer types differ: {a:?} vs {b:?}"),
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! The job's record: `logs/job_result.json`, `logs/mini_batches.csv`, `logs/failures.jsonl`.
+//!
+//! `job_result.json` is what a scheduler or a person reads first: status, counts, the first real
+//! error and the failing file, timings per stage, the effective settings and versions. It never
+//! holds secrets: locations are recorded as displayed (no credentials).
+
+use serde::Serialize;
+
+use crate::settings::Settings;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum JobStatus {
+    Completed,
+    Failed,
+}
+
+/// One failed item (a file, or a row of a tabular file), or a group of rows that failed together.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureRecord {
+    pub file: String,
+    /// The row in the file, for a row failure; absent when the whole file failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub row: Option<u64>,
+    /// How many items this record covers (rows of a file that failed as a whole).
+    pub items: u64,
+    pub mini_batch: usize,
+    pub attempts: u32,
+    pub error: String,
+}
+
+/// One mini-batch, as a row of `mini_batches.csv`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MiniBatchRecord {
+    pub id: usize,
+    /// The files, separated by `;`.
+    pub files: String,
+    pub attempts: u32,
+    /// completed, partial (some items failed), failed (nothing scored), or not_run (job stopped).
+    pub status: &'static str,
+    pub seconds: f64,
+    pub rows: u64,
+    pub failed_items: u64,
+    pub error: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counts {
+    pub files_total: u64,
+    pub files_scored: u64,
+    pub files_failed: u64,
+    pub rows_scored: u64,
+    pub rows_failed: u64,
+    /// Failed items as `error_threshold` counts them.
+    pub items_failed: u64,
+    pub mini_batches_total: u64,
+    pub mini_batches_run: u64,
+    pub retries: u64,
+}
+
+/// Seconds spent in each stage, summed over workers (so they may exceed the wall time).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StageTimings {
+    pub wall: f64,
+    pub plan: f64,
+    pub read: f64,
+    pub decode: f64,
+    pub infer: f64,
+    pub write: f64,
+    pub commit: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelReport {
+    pub path: String,
+    pub sha256: String,
+    pub bytes: u64,
+    pub info: crate::model::ModelInfo,
+    pub feeder: crate::preprocess::Feeder,
+    pub batch_size: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Versions {
+    pub batchscore: &'static str,
+    pub onnxruntime: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JobResult {
+    pub job_id: String,
+    pub status: JobStatus,
+    /// Why the job failed, in one line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The first failed item, with its reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_failure: Option<FailureRecord>,
+    pub started_at: String,
+    pub finished_at: String,
+    pub input: String,
+    pub output: String,
+    /// The predictions file, when one was written.
+    pub predictions: Option<String>,
+    pub counts: Counts,
+    pub timings_seconds: StageTimings,
+    pub model: ModelReport,
+    pub settings: Settings,
+    pub ignored_settings: Vec<String>,
+    pub notes: Vec<String>,
+    pub versions: Versions,
+}
+
+/// The header of `mini_batches.csv`.
+pub const MINI_BATCH_HEADER: [&str; 8] =
+    ["id", "files", "attempts", "status", "seconds", "rows", "failed_items", "error"];
+
+impl MiniBatchRecord {
+    pub fn csv_fields(&self) -> [String; 8] {
+        [
+            self.id.to_string(),
+            self.files.clone(),
+            self.attempts.to_string(),
+            self.status.to_string(),
+            format!("{:.3}", self.seconds),
+            self.rows.to_string(),
+            self.failed_items.to_string(),
+            self.error.clone(),
+        ]
+    }
+}
