@@ -25,22 +25,28 @@ use crate::model::OutputSpec;
 use crate::preprocess::DecodedFile;
 use crate::settings::OutputFormat;
 
-/// Numbers as text: shortest round-trip form, and JSON's `null` for NaN and infinities.
+/// Numbers as text: the shortest form that reads back to the same value (exponent notation
+/// for very small or large magnitudes), and JSON's `null` for NaN and infinities.
 pub trait JsonNumber {
     fn json(&self) -> String;
+    fn text(&self) -> String;
 }
 
-impl JsonNumber for f32 {
-    fn json(&self) -> String {
-        if self.is_finite() { format!("{self}") } else { "null".into() }
-    }
+macro_rules! float_text {
+    ($t:ty) => {
+        impl JsonNumber for $t {
+            fn json(&self) -> String {
+                if self.is_finite() { self.text() } else { "null".into() }
+            }
+            fn text(&self) -> String {
+                let a = self.abs();
+                if a != 0.0 && a.is_finite() && !(1e-4..1e15).contains(&a) { format!("{self:e}") } else { format!("{self}") }
+            }
+        }
+    };
 }
-
-impl JsonNumber for f64 {
-    fn json(&self) -> String {
-        if self.is_finite() { format!("{self}") } else { "null".into() }
-    }
-}
+float_text!(f32);
+float_text!(f64);
 
 /// The columns of the output, fixed once per job.
 #[derive(Debug, Clone)]
@@ -289,19 +295,11 @@ pub fn format_cell(a: &ArrayRef, i: usize, out: &mut String, json: bool) {
         DataType::LargeUtf8 => out.push_str(a.as_string::<i64>().value(i)),
         DataType::Float32 => {
             let v = a.as_primitive::<arrow::datatypes::Float32Type>().value(i);
-            if json {
-                out.push_str(&v.json());
-            } else {
-                let _ = write!(out, "{v}");
-            }
+            out.push_str(&if json { v.json() } else { v.text() });
         }
         DataType::Float64 => {
             let v = a.as_primitive::<arrow::datatypes::Float64Type>().value(i);
-            if json {
-                out.push_str(&v.json());
-            } else {
-                let _ = write!(out, "{v}");
-            }
+            out.push_str(&if json { v.json() } else { v.text() });
         }
         DataType::Int64 => prim!(arrow::datatypes::Int64Type),
         DataType::Int32 => prim!(arrow::datatypes::Int32Type),
@@ -356,7 +354,7 @@ mod tests {
         ])]));
         s.clear();
         format_cell(&l, 0, &mut s, false);
-        assert_eq!(s, "[0.25,null,0.0000001]");
+        assert_eq!(s, "[0.25,null,1e-7]");
         s.clear();
         format_cell(&f, 2, &mut s, false);
         assert_eq!(s, "");
