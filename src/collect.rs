@@ -40,7 +40,11 @@ macro_rules! float_text {
             }
             fn text(&self) -> String {
                 let a = self.abs();
-                if a != 0.0 && a.is_finite() && !(1e-4..1e15).contains(&a) { format!("{self:e}") } else { format!("{self}") }
+                if a != 0.0 && a.is_finite() && !(1e-4..1e15).contains(&a) {
+                    format!("{self:e}")
+                } else {
+                    format!("{self}")
+                }
             }
         }
     };

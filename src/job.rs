@@ -117,8 +117,12 @@ fn init_logging(level: LogLevel) {
             format!("{filter},ort=warn")
         })
     });
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
 }
 
 fn print_summary(o: &JobOutcome) {
@@ -200,6 +204,11 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
         io.block_on(list_inputs(&input, settings.pattern.as_deref(), Some(&output))).map_err(|e| start_err!(e))?;
     let plan = Arc::new(make_plan(&input, files, settings.mini_batch_size).map_err(|e| start_err!(e))?);
 
+    // Workers × intra-op threads ≈ cores, unless told otherwise.
+    let workers = settings.max_concurrency.min(plan.mini_batches.len()).max(1);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let intra_threads = settings.intra_threads.unwrap_or((cores / workers).max(1));
+
     // The model: read it, open the first session, learn its inputs and outputs.
     let env = crate::runtime::environment().map_err(|e| start_err!(e))?;
     let model_bytes = io.block_on(fetch_one(&model_loc.store, &model_loc.path)).map_err(|e| {
@@ -208,7 +217,7 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
             reason: e.trim_start_matches("cannot read: ").to_string(),
         })
     })?;
-    let first_session = build_session(env, &model_bytes, settings.intra_threads)
+    let first_session = build_session(env, &model_bytes, intra_threads)
         .map_err(|reason| start_err!(ModelError::Load { model: model_loc.display.clone(), reason }))?;
     let info = Arc::new(ModelInfo::from_session(&first_session, &model_loc.display).map_err(|e| start_err!(e))?);
     let feeder = resolve_feeder(&info, plan.kind, &settings)
@@ -237,8 +246,8 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
         plan.total_bytes,
         plan.mini_batches.len(),
         settings.mini_batch_size,
-        settings.max_concurrency,
-        settings.intra_threads,
+        workers,
+        intra_threads,
         batch_size
     );
     if settings.instance_count > 1 {
@@ -255,6 +264,8 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
         info: (*info).clone(),
         feeder: feeder.clone(),
         batch_size,
+        workers,
+        intra_threads,
     };
 
     // Workers: each builds its own session (the first reuses the one opened above).
@@ -270,7 +281,6 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
         cancel: cancel.clone(),
         io: io.handle().clone(),
     });
-    let workers = settings.max_concurrency.min(plan.mini_batches.len()).max(1);
     let (work_tx, work_rx) = flume::bounded::<Fetched>(workers);
     let (result_tx, result_rx) = flume::unbounded::<MbResult>();
     let (ready_tx, ready_rx) = flume::unbounded::<Result<(), String>>();
@@ -289,7 +299,7 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
             .spawn(move || {
                 let session = match session {
                     Some(s) => Ok(s),
-                    None => build_session(env, &model_bytes, shared.settings.intra_threads),
+                    None => build_session(env, &model_bytes, intra_threads),
                 };
                 let mut runner = match session {
                     Ok(s) => {
@@ -303,6 +313,10 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
                 };
                 drop(model_bytes);
                 for fetched in rx.iter() {
+                    if shared.cancel.load(Ordering::Relaxed) {
+                        // The job is stopping: leave the rest unrun (listed as not_run).
+                        continue;
+                    }
                     let result = process(&shared, &mut runner, fetched);
                     if tx.send(result).is_err() {
                         break;
@@ -577,6 +591,9 @@ fn csv_line<I: IntoIterator<Item = String>>(fields: I) -> String {
     String::from_utf8(w.into_inner().expect("in-memory")).expect("utf-8")
 }
 
+/// The reason given for files left unscored when the job stopped; they are not failed items.
+const STOPPED: &str = "not scored: the job was stopped";
+
 /// The state of one file of a mini-batch as the worker moves it along.
 enum FileState {
     NeedBytes(String),
@@ -666,10 +683,14 @@ fn process(shared: &Shared, runner: &mut ModelRunner, fetched: Fetched) -> MbRes
     let cancelled = shared.cancel.load(Ordering::Relaxed);
     for st in states.iter_mut() {
         let reason = match st {
+            FileState::NeedBytes(_) | FileState::Bytes(_) | FileState::Decoded(_) if cancelled => {
+                Some(STOPPED.to_string())
+            }
             FileState::NeedBytes(e) => Some(e.clone()),
-            FileState::Decoded(_) if cancelled => Some("not scored: the job was stopped".to_string()),
-            FileState::Decoded(_) => Some(last_error.clone().unwrap_or_else(|| "model call failed".into())),
-            _ => None,
+            FileState::Bytes(_) | FileState::Decoded(_) => {
+                Some(last_error.clone().unwrap_or_else(|| "model call failed".into()))
+            }
+            FileState::Done(..) | FileState::Failed(..) => None,
         };
         if let Some(reason) = reason {
             let old = std::mem::replace(st, FileState::Failed(String::new(), None));
@@ -793,6 +814,16 @@ fn finish_result(
                     record_failure(f, &mut failures);
                 }
                 done.push((&file.rel, d, cols));
+            }
+            FileState::Failed(error, _) if error == STOPPED => {
+                failures.push(FailureRecord {
+                    file: file.rel.clone(),
+                    row: None,
+                    items: 0,
+                    mini_batch: id,
+                    attempts,
+                    error,
+                });
             }
             FileState::Failed(error, decoded) => {
                 files_failed += 1;

@@ -77,6 +77,8 @@ pub struct ModelReport {
     pub info: crate::model::ModelInfo,
     pub feeder: crate::preprocess::Feeder,
     pub batch_size: usize,
+    pub workers: usize,
+    pub intra_threads: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]

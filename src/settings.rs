@@ -144,8 +144,8 @@ pub struct Settings {
     pub passthrough: Vec<String>,
     /// Rows or images per model call; `None` picks a default per input kind.
     pub batch_size: Option<usize>,
-    /// ONNX Runtime intra-op threads per worker session.
-    pub intra_threads: usize,
+    /// ONNX Runtime intra-op threads per worker session; `None`: cores / workers.
+    pub intra_threads: Option<usize>,
     pub image: ImageOptions,
     pub progress: ProgressMode,
     /// Seconds between plain progress lines.
@@ -315,8 +315,10 @@ impl RawSettings {
             None => None,
             Some(v) => Some(parse_count(&Some(v.clone()), "batch_size", 1, 1, &bad)?),
         };
-        let default_intra = (cores / max_concurrency).max(1);
-        let intra_threads = parse_count(&self.intra_threads, "intra_threads", default_intra, 1, &bad)?;
+        let intra_threads = match &self.intra_threads {
+            None => None,
+            Some(v) => Some(parse_count(&Some(v.clone()), "intra_threads", 1, 1, &bad)?),
+        };
 
         let image = ImageOptions {
             size: match &self.image_size {

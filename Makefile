@@ -1,0 +1,41 @@
+# The two commands of the README: `make demo` (set up, score the sample data) and `make test`
+# (set up, run every test). Everything they need is installed by scripts/setup.sh.
+CARGO ?= cargo
+STAMP := $(shell date -u +%Y%m%dT%H%M%SZ)
+
+.PHONY: setup build demo test check bench models clean-out
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release
+
+# Each demo run writes to a new folder: batchscore never writes into an existing output.
+demo: build
+	./target/release/batchscore score --model models/iris_zipmap.onnx --input sample-data/iris \
+	  --output out/demo-iris-$(STAMP) --passthrough id
+	@echo; head -n 4 out/demo-iris-$(STAMP)/predictions.csv; echo
+	./target/release/batchscore score --model models/digits_mlp.onnx --input sample-data/digits \
+	  --output out/demo-digits-$(STAMP) --output-file-name predictions.parquet
+	@echo; echo "Outputs: out/demo-iris-$(STAMP) and out/demo-digits-$(STAMP) (predictions + logs/)"
+
+test: setup
+	$(CARGO) test --all-targets
+
+check:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+bench: build
+	$(CARGO) bench --bench job
+	scripts/bench.sh
+
+# Regenerate models, sample data and reference predictions (needs PyPI; see models/README.md).
+models:
+	python3 -m venv .venv-models
+	.venv-models/bin/pip install --quiet -r models/requirements.txt
+	.venv-models/bin/python models/generate.py
+
+clean-out:
+	rm -rf out
