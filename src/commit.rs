@@ -87,3 +87,39 @@ pub async fn put_create(output: &Location, rel: &str, bytes: Bytes) -> Result<()
         Err(source) => Err(CommitError::Store { url: target.display, source }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    async fn staged_publish_is_create_only(output: Location) {
+        put_create(&output, "predictions.csv", Bytes::from_static(b"first\n")).await.unwrap();
+        let staging = Staging::new(&output, "job-2");
+        let mut up = staging.upload("predictions.csv");
+        up.write_all(b"second\n").await.unwrap();
+        up.shutdown().await.unwrap();
+        let err = staging.publish("predictions.csv", "predictions.csv").await.unwrap_err();
+        assert!(matches!(err, CommitError::AlreadyExists { .. }), "{err}");
+        staging.cleanup().await;
+        let kept = output.store.get(&output.join("predictions.csv").path).await.unwrap().bytes().await.unwrap();
+        assert_eq!(&kept[..], b"first\n");
+        let left: Vec<_> = output.store.list(Some(&output.path)).try_collect().await.unwrap();
+        assert_eq!(left.len(), 1, "staging cleaned up: {left:?}");
+        let err = put_create(&output, "predictions.csv", Bytes::from_static(b"third\n")).await.unwrap_err();
+        assert!(matches!(err, CommitError::AlreadyExists { .. }));
+    }
+
+    #[tokio::test]
+    async fn create_only_on_local_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Location::parse(dir.path().join("out").to_str().unwrap()).unwrap();
+        staged_publish_is_create_only(out).await;
+        assert!(!dir.path().join("out/_staging").exists());
+    }
+
+    #[tokio::test]
+    async fn create_only_in_memory() {
+        staged_publish_is_create_only(Location::parse("memory://commit-test/out").unwrap()).await;
+    }
+}

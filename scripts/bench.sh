@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Benchmarks behind BENCHMARKS.md.
+#
+#   scripts/bench.sh criterion   the criterion benches (cargo bench --bench job), a few minutes
+#   scripts/bench.sh e2e         the release binary end to end on ~1M generated rows, with
+#                                /usr/bin/time -v (wall time, peak RSS) and the job report's
+#                                per-stage timings
+#   scripts/bench.sh             both
+#
+# The e2e dataset is wine-like (models/wine_tensor.onnx: `id` + 13 float64 feature columns),
+# 100 files x 10,000 rows, generated once from fixed seeds by Python with numpy and pyarrow
+# (PYTHON, default .venv-models/bin/python; see models/README.md) into $BENCH_DATA
+# (default target/bench-data): parquet/part-NNN.parquet (snappy, row groups of 1000) and the same
+# rows as csv/part-NNN.csv. Outputs go to a new folder under target/bench-out/ per run.
+# MAX_CONCURRENCY (default 2) sets --max-concurrency.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-.venv-models/bin/python}
+DATA=${BENCH_DATA:-target/bench-data}
+MAX_CONCURRENCY=${MAX_CONCURRENCY:-2}
+FILES=100
+ROWS=10000
+
+machine() {
+  echo "== machine"
+  echo "cores (nproc): $(nproc)"
+  grep -m1 'model name' /proc/cpuinfo || true
+  grep -m1 MemTotal /proc/meminfo || true
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  rustc --version
+}
+
+criterion() {
+  echo "== cargo bench --bench job"
+  cargo bench --bench job
+}
+
+generate() {
+  if [ -f "$DATA/.done-$FILES-$ROWS" ]; then
+    return
+  fi
+  echo "== generating $FILES x $ROWS rows into $DATA"
+  rm -rf "$DATA"
+  mkdir -p "$DATA/parquet" "$DATA/csv"
+  "$PYTHON" - "$DATA" "$FILES" "$ROWS" <<'EOF'
+import sys
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+out, files, rows = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+# load_wine's 13 features with (roughly) their minimum and maximum.
+columns = [
+    ("alcohol", 11.0, 14.9), ("malic_acid", 0.7, 5.8), ("ash", 1.3, 3.3),
+    ("alcalinity_of_ash", 10.6, 30.0), ("magnesium", 70.0, 162.0), ("total_phenols", 0.98, 3.88),
+    ("flavanoids", 0.34, 5.08), ("nonflavanoid_phenols", 0.13, 0.66), ("proanthocyanins", 0.41, 3.58),
+    ("color_intensity", 1.28, 13.0), ("hue", 0.48, 1.71), ("od280/od315_of_diluted_wines", 1.27, 4.0),
+    ("proline", 278.0, 1680.0),
+]
+for i in range(files):
+    rng = np.random.default_rng(1000 + i)
+    data = {"id": pa.array(np.arange(i * rows, (i + 1) * rows, dtype=np.int64))}
+    for name, lo, hi in columns:
+        data[name] = pa.array(np.round(rng.uniform(lo, hi, rows), 3))
+    table = pa.table(data)
+    pq.write_table(table, f"{out}/parquet/part-{i:03d}.parquet", row_group_size=1000, compression="snappy")
+    pacsv.write_csv(table, f"{out}/csv/part-{i:03d}.csv")
+EOF
+  touch "$DATA/.done-$FILES-$ROWS"
+  du -sh "$DATA/parquet" "$DATA/csv"
+}
+
+# run INPUT_KIND OUTPUT_FILE_NAME: one timed job, then its report's counts and timings.
+run() {
+  local kind=$1 name=$2
+  local out
+  out="target/bench-out/$kind-to-${name##*.}-$(date -u +%Y%m%dT%H%M%S)-$$"
+  mkdir -p target/bench-out
+  echo "== $kind -> $name (--max-concurrency $MAX_CONCURRENCY)"
+  local cmd=(target/release/batchscore score --model models/wine_tensor.onnx --input "$DATA/$kind"
+    --output "$out" --output-file-name "$name" --passthrough id
+    --max-concurrency "$MAX_CONCURRENCY" --progress off --logging-level warning)
+  echo "+ /usr/bin/time -v ${cmd[*]}"
+  /usr/bin/time -v "${cmd[@]}" > /dev/null 2> "$out.time" || { cat "$out.time"; exit 1; }
+  grep -E 'Elapsed \(wall clock\)|Maximum resident set size|User time|System time|Percent of CPU' "$out.time"
+  grep -E '^(Completed|Failed):' "$out.time" || true
+  "$PYTHON" - "$out/logs/job_result.json" "$out/$name" <<'EOF'
+import json, os, sys
+r = json.load(open(sys.argv[1]))
+c, t = r["counts"], r["timings_seconds"]
+print(f"rows_scored {c['rows_scored']}  files {c['files_scored']}/{c['files_total']}  "
+      f"mini_batches {c['mini_batches_total']}  workers {r['settings']['max_concurrency']} x "
+      f"{r['settings']['intra_threads']} threads  batch {r['model']['batch_size']}")
+print("timings_seconds " + "  ".join(f"{k} {v:.3f}" for k, v in t.items()))
+print(f"rows/s (wall) {c['rows_scored'] / t['wall']:.0f}  output {os.path.getsize(sys.argv[2]) / 1e6:.1f} MB")
+EOF
+  rm -rf "$out" "$out.time"
+}
+
+e2e() {
+  generate
+  echo "== cargo build --release"
+  cargo build --release --quiet
+  run parquet predictions.parquet
+  run parquet predictions.csv
+  run csv predictions.csv
+}
+
+case "${1:-all}" in
+  criterion) machine; criterion ;;
+  e2e) machine; e2e ;;
+  all) machine; criterion; e2e ;;
+  *) echo "usage: $0 [criterion|e2e|all]" >&2; exit 2 ;;
+esac
