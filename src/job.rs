@@ -553,7 +553,7 @@ fn absorb(counts: &mut Counts, timings: &mut StageTimings, first: &mut Option<Fa
     timings.decode += r.decode;
     timings.infer += r.infer;
     if first.is_none() {
-        *first = r.failures.first().cloned();
+        *first = r.failures.iter().find(|f| f.items > 0).cloned();
     }
 }
 
@@ -784,6 +784,7 @@ fn finish_result(
     let mut done: Vec<(&str, DecodedFile, Vec<ArrayRef>)> = Vec::new();
     let (mut files_scored, mut files_failed, mut rows_failed) = (0u64, 0u64, 0u64);
     let mut items_failed = 0u64;
+    let mut stopped = false;
     let mut first_error = String::new();
     let mut record_failure = |f: FailureRecord, failures: &mut Vec<FailureRecord>| {
         if first_error.is_empty() {
@@ -816,6 +817,7 @@ fn finish_result(
                 done.push((&file.rel, d, cols));
             }
             FileState::Failed(error, _) if error == STOPPED => {
+                stopped = true;
                 failures.push(FailureRecord {
                     file: file.rel.clone(),
                     row: None,
@@ -887,7 +889,9 @@ fn finish_result(
         }
     };
     let rows_scored = if rows.is_some() { rows_scored } else { 0 };
-    let status = if items_failed == 0 {
+    let status = if stopped {
+        "stopped"
+    } else if items_failed == 0 {
         "completed"
     } else if rows_scored > 0 {
         "partial"

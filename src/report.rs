@@ -35,7 +35,8 @@ pub struct MiniBatchRecord {
     /// The files, separated by `;`.
     pub files: String,
     pub attempts: u32,
-    /// completed, partial (some items failed), failed (nothing scored), or not_run (job stopped).
+    /// completed, partial (some items failed), failed (nothing scored), stopped (the job stopped
+    /// while it ran), or not_run (the job stopped before it).
     pub status: &'static str,
     pub seconds: f64,
     pub rows: u64,
