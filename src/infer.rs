@@ -128,8 +128,8 @@ impl ModelRunner {
         // exactly one file's rows in order borrows nothing new but the copy is cheap next to
         // the model call, and keeps one code path.
         let mut feeds: Vec<Buffer> = Vec::with_capacity(n_inputs);
-        for i in 0..n_inputs {
-            let row_len: usize = row_shapes[i].iter().product::<i64>() as usize;
+        for (i, row_shape) in row_shapes.iter().enumerate() {
+            let row_len: usize = row_shape.iter().product::<i64>() as usize;
             let first = &files[rows[0].0].inputs[i];
             let mut buf = empty_like(first, padded * row_len);
             let mut k = 0;
@@ -279,7 +279,7 @@ fn to_arrow(spec: &OutputSpec, value: &DynValue, n: usize) -> Result<ArrayRef, I
 }
 
 fn row_width(shape: &ort::value::Shape, len: usize, n: usize) -> Result<usize, String> {
-    if shape.is_empty() || shape[0] as usize != n || (n > 0 && len % n != 0) {
+    if shape.is_empty() || shape[0] as usize != n || (n > 0 && !len.is_multiple_of(n)) {
         return Err(format!(
             "has shape {:?}, whose first dimension is not the batch of {n} rows",
             shape.iter().collect::<Vec<_>>()

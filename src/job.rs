@@ -395,11 +395,7 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
             cancel.store(true, Ordering::Relaxed);
             watchdog.terminate_all();
         }
-        progress.add(
-            (result.files_scored + result.files_failed) as u64,
-            result.rows_scored,
-            result.record.failed_items,
-        );
+        progress.add(result.files_scored + result.files_failed, result.rows_scored, result.record.failed_items);
         pending.insert(result.id, result);
         while let Some(r) = pending.remove(&next) {
             next += 1;

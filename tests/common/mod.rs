@@ -138,7 +138,14 @@ pub fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
         .map(|r| r.iter().map(str::to_string).collect())
         .collect();
     for (i, r) in rows.iter().enumerate() {
-        assert_eq!(r.len(), header.len(), "{}: record {i} has {} fields, header {}", path.display(), r.len(), header.len());
+        assert_eq!(
+            r.len(),
+            header.len(),
+            "{}: record {i} has {} fields, header {}",
+            path.display(),
+            r.len(),
+            header.len()
+        );
     }
     (header, rows)
 }
@@ -184,7 +191,11 @@ pub fn arrow_value(a: &ArrayRef, i: usize) -> Value {
         DataType::Utf8 => {
             let s = a.as_string::<i32>().value(i);
             // ZipMap outputs are JSON objects held as text.
-            if s.starts_with('{') { serde_json::from_str(s).expect("JSON object") } else { Value::String(s.to_string()) }
+            if s.starts_with('{') {
+                serde_json::from_str(s).expect("JSON object")
+            } else {
+                Value::String(s.to_string())
+            }
         }
         DataType::LargeUtf8 => Value::String(a.as_string::<i64>().value(i).to_string()),
         DataType::Int64 => Value::from(a.as_primitive::<Int64Type>().value(i)),
@@ -279,7 +290,8 @@ pub fn diff(got: &Value, want: &Value, tol: Tol, at: &str) -> Option<String> {
         (Value::Number(g), Value::Number(w)) => {
             if w.is_i64() || w.is_u64() {
                 // An integer in the reference is a label: exact.
-                if g.as_f64() == w.as_f64() && (g.is_i64() || g.is_u64() || g.as_f64().is_some_and(|x| x.fract() == 0.0))
+                if g.as_f64() == w.as_f64()
+                    && (g.is_i64() || g.is_u64() || g.as_f64().is_some_and(|x| x.fract() == 0.0))
                 {
                     None
                 } else {
