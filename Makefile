@@ -27,8 +27,8 @@ check:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
+# Criterion benches and end-to-end runs of the release binary; figures go to BENCHMARKS.md.
 bench: build
-	$(CARGO) bench --bench job
 	scripts/bench.sh
 
 # Regenerate models, sample data and reference predictions (needs PyPI; see models/README.md).

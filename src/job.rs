@@ -144,7 +144,10 @@ fn print_summary(o: &JobOutcome) {
         r.output
     );
     if let Some(f) = &r.first_failure {
-        eprintln!("first failure: {}{}: {}", f.file, f.row.map(|x| format!(" row {x}")).unwrap_or_default(), f.error);
+        let at = format!("{}{}", f.file, f.row.map(|x| format!(" row {x}")).unwrap_or_default());
+        // Decode errors already start with the file name; say it once.
+        let error = f.error.strip_prefix(&format!("{}: ", f.file)).unwrap_or(&f.error);
+        eprintln!("first failure: {at}: {error}");
     }
     if let Some(e) = &r.error {
         eprintln!("error: {e}");

@@ -382,3 +382,31 @@ fn no_onnx_runtime_anywhere_says_not_found_without_panicking() {
     run.expect_code(2).no_panic().stderr_has(&["not found", "pip install", "make setup", "ORT_DYLIB_PATH"]);
     assert!(!out.exists(), "no output folder for a job that could not start");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Interrupted
+
+#[test]
+fn ctrl_c_stops_the_model_call_and_fails_the_job_without_predictions() {
+    let tmp = tempdir();
+    let out = tmp.path().join("out");
+    let (m, i, o) = (model("slow.onnx"), data("broken/tabular/good.csv"), out.display().to_string());
+    let mut cmd = score_cmd(tmp.path(), &["--model", &m, "--input", &i, "--output", &o, "--passthrough", "id"]);
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let started = std::time::Instant::now();
+    let child = cmd.spawn().expect("start batchscore");
+    // Let the (80 s) model call start, then interrupt as a terminal's Ctrl-C would.
+    std::thread::sleep(Duration::from_secs(2));
+    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(30), "the model call was not stopped: {:?}", started.elapsed());
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let jr = job_result(&out);
+    assert_eq!(jr["status"], "Failed");
+    assert!(jr["error"].as_str().is_some_and(|e| e.contains("interrupted")), "{:?}", jr["error"]);
+    assert!(!out.join("predictions.csv").exists());
+    assert_eq!(mini_batches(&out).1[0]["status"], "stopped");
+}

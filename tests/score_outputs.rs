@@ -276,3 +276,35 @@ fn an_empty_existing_output_folder_is_used() {
     let (_, preds) = csv_preds(&out.join("predictions.csv"));
     assert_parity(&preds, &reference("iris_zipmap__iris.jsonl"), TOL);
 }
+
+#[test]
+fn progress_lines_off_a_terminal_and_a_final_summary() {
+    let tmp = tempdir();
+    let out = tmp.path().join("out");
+    let (m, i, o) = (model("digits_mlp.onnx"), data("digits"), out.display().to_string());
+    let mut cmd = std::process::Command::new(bin());
+    cmd.current_dir(tmp.path()).args(["score", "--model", &m, "--input", &i, "--output", &o]).args([
+        "--progress",
+        "plain",
+        "--progress-interval",
+        "0.005",
+        "--mini-batch-size",
+        "1",
+        "--max-concurrency",
+        "1",
+    ]);
+    let run = run_command(cmd);
+    run.expect_code(0).no_panic();
+    let lines: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("progress: ")).collect();
+    assert!(!lines.is_empty(), "no progress lines: {}", run.stderr);
+    for l in &lines {
+        assert!(l.contains("/300 files") && l.contains("rows/s") && l.contains("failed") && l.contains("ETA"), "{l}");
+    }
+    run.stderr_has(&["Completed: 300 rows from 300/300 files", &o, "job_result.json"]);
+    assert_eq!(run.stdout.trim(), out.join("predictions.csv").display().to_string());
+
+    // --progress off: the summary only.
+    let (_tmp, _, run) = score_ok("digits_mlp.onnx", &i, &[]);
+    assert!(!run.stderr.contains("progress: "), "{}", run.stderr);
+    run.stderr_has(&["Completed: 300 rows"]);
+}

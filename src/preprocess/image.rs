@@ -134,6 +134,15 @@ impl ImageSpec {
                             "cannot tell the image size of flat input {name:?} ({k} values per row); pass --image-size WxH and --channels"
                         ))
                     })?;
+                    // A guess below 8x8 is far more likely a tabular model given images by
+                    // mistake than a real image model: say so rather than score nonsense.
+                    if side < 8 && opts.channels.is_none() {
+                        return Err(FeedError(format!(
+                            "input {name:?} takes {k} values per row, which looks like a tabular model, not an image \
+                             model; check --input (images given) and --model, or pass --image-size WxH and --channels \
+                             if it really takes {side}x{side} images"
+                        )));
+                    }
                     channels = c;
                     size = Some((side, side));
                 }
@@ -282,8 +291,13 @@ mod tests {
         assert_eq!(s.size, None);
         let s = spec_for(vec![-1, 64], ImageOptions::default()).unwrap();
         assert_eq!((s.layout, s.channels, s.size), (Layout::Flat, 1, Some((8, 8))));
-        let s = spec_for(vec![-1, 27], ImageOptions::default()).unwrap();
-        assert_eq!((s.channels, s.size), (3, Some((3, 3))));
+        let s = spec_for(vec![-1, 3 * 16 * 16], ImageOptions::default()).unwrap();
+        assert_eq!((s.channels, s.size), (3, Some((16, 16))));
+        // Too small to be a guessed image (a tabular model given images); explicit channels
+        // say it is one.
+        assert!(spec_for(vec![-1, 27], ImageOptions::default()).unwrap_err().0.contains("tabular"));
+        let o = ImageOptions { channels: Some(3), ..Default::default() };
+        assert_eq!(spec_for(vec![-1, 27], o).unwrap().size, Some((3, 3)));
         assert!(spec_for(vec![-1, 50], ImageOptions::default()).is_err());
     }
 
