@@ -98,6 +98,12 @@ pub struct ScoreArgs {
     /// How images reach the model size: stretch, or crop (shorter side, then centre) [default: stretch].
     #[arg(long, value_name = "MODE")]
     pub resize: Option<String>,
+    /// A setting of the remote stores, KEY=VALUE, repeatable: object_store's keys such as
+    /// aws_endpoint, aws_region, azure_storage_account_name, azure_storage_use_emulator, timeout.
+    /// Credentials also come from AWS_*, AZURE_STORAGE_* and GOOGLE_* environment variables.
+    /// Values are never logged or reported.
+    #[arg(long = "storage-option", value_name = "KEY=VALUE")]
+    pub storage_options: Vec<String>,
     /// auto (a bar on a terminal, lines otherwise), bar, plain or off [default: auto].
     #[arg(long, value_name = "MODE")]
     pub progress: Option<String>,
@@ -123,6 +129,7 @@ impl ScoreArgs {
             error_threshold: self.error_threshold.clone(),
             logging_level: self.logging_level.clone(),
             pattern: self.pattern.clone(),
+            storage_options: (!self.storage_options.is_empty()).then(|| self.storage_options.clone()),
             features: self.features.clone(),
             passthrough: self.passthrough.clone(),
             batch_size: self.batch_size.clone(),

@@ -197,9 +197,10 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
         .build()
         .map_err(|e| start_err!(format!("cannot start the I/O runtime: {e}")))?;
 
-    let input = Location::parse(&settings.input).map_err(|e| start_err!(e))?;
-    let output = Location::parse(&settings.output).map_err(|e| start_err!(e))?;
-    let model_loc = Location::parse(&settings.model).map_err(|e| start_err!(e))?;
+    let opts = &settings.storage_options;
+    let input = Location::open(&settings.input, opts).map_err(|e| start_err!(e))?;
+    let output = Location::open(&settings.output, opts).map_err(|e| start_err!(e))?;
+    let model_loc = Location::open(&settings.model, opts).map_err(|e| start_err!(e))?;
 
     // Plan: the output check comes first, before any work.
     io.block_on(check_output(&output)).map_err(|e| start_err!(e))?;

@@ -99,11 +99,12 @@ pub enum PlanError {
          Use --pattern to select one, e.g. --pattern '*.png'"
     )]
     Mixed { input: String, tabular: String, image: String },
-    #[error("cannot list {url}: {source}")]
+    #[error("cannot list {url}: {source}; {hint}")]
     Store {
         url: String,
         #[source]
         source: object_store::Error,
+        hint: &'static str,
     },
 }
 
@@ -123,7 +124,7 @@ pub async fn check_output(output: &Location) -> Result<(), PlanError> {
         Ok(None) => Ok(()),
         // A missing folder is the normal case for a new output.
         Err(object_store::Error::NotFound { .. }) => Ok(()),
-        Err(source) => Err(PlanError::Store { url: output.display.clone(), source }),
+        Err(source) => Err(PlanError::Store { url: output.display.clone(), hint: output.hint(&source), source }),
     }
 }
 
@@ -133,7 +134,7 @@ pub async fn list_inputs(
     pattern: Option<&str>,
     exclude: Option<&Location>,
 ) -> Result<Vec<InputFile>, PlanError> {
-    let store_err = |source| PlanError::Store { url: input.display.clone(), source };
+    let store_err = |source| PlanError::Store { url: input.display.clone(), hint: input.hint(&source), source };
     // A single file is a dataset of one (Azure ML's uri_file).
     let is_dir = input.local.as_ref().map(|l| l.is_dir());
     if is_dir != Some(true)
@@ -154,6 +155,7 @@ pub async fn list_inputs(
     let mut listing = input.store.list(Some(&input.path));
     while let Some(meta) = listing.try_next().await.map_err(store_err)? {
         if let Some(ex) = exclude
+            && ex.root == input.root
             && meta.location.prefix_matches(&ex.path)
         {
             continue;

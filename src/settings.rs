@@ -14,6 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::storage::{StorageError, StorageOptions, redact};
 use serde_yaml_ng::{Mapping, Value};
 
 /// What to do with each scored item (`output_action`).
@@ -119,14 +120,22 @@ pub struct RawSettings {
     pub resize: Option<String>,
     pub progress: Option<String>,
     pub progress_interval: Option<String>,
+    /// `key=value` settings of the remote stores.
+    pub storage_options: Option<Vec<String>>,
 }
 
 /// The validated settings of one job.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Settings {
+    /// Model, input and output as given; reported without credentials (see [`redact`]).
+    #[serde(serialize_with = "serialize_redacted")]
     pub model: String,
+    #[serde(serialize_with = "serialize_redacted")]
     pub input: String,
+    #[serde(serialize_with = "serialize_redacted")]
     pub output: String,
+    /// Settings of the remote stores; reported by key only.
+    pub storage_options: StorageOptions,
     pub mini_batch_size: usize,
     pub max_concurrency: usize,
     pub instance_count: usize,
@@ -150,6 +159,10 @@ pub struct Settings {
     pub progress: ProgressMode,
     /// Seconds between plain progress lines.
     pub progress_interval: f64,
+}
+
+fn serialize_redacted<S: serde::Serializer>(v: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&redact(v))
 }
 
 /// A setting that could not be used, naming where it came from and what to do.
@@ -205,7 +218,8 @@ impl RawSettings {
             layout,
             resize,
             progress,
-            progress_interval
+            progress_interval,
+            storage_options
         )
     }
 
@@ -396,10 +410,23 @@ impl RawSettings {
                 _ => return Err(bad("progress_interval", v, "give the seconds between progress lines, > 0")),
             },
         };
+        let storage_options =
+            StorageOptions::parse(self.storage_options.as_deref().unwrap_or_default()).map_err(|e| {
+                ConfigError::Invalid {
+                    origin: origin.to_string(),
+                    setting: "storage_option".into(),
+                    value: match &e {
+                        StorageError::UnknownOption { key } => key.clone(),
+                        _ => String::new(),
+                    },
+                    hint: e.to_string(),
+                }
+            })?;
         Ok(Settings {
             model,
             input,
             output,
+            storage_options,
             mini_batch_size,
             max_concurrency,
             instance_count,

@@ -8,9 +8,15 @@
 use std::sync::{Arc, OnceLock};
 
 use object_store::ObjectStore;
+use object_store::ObjectStoreScheme;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, S3CopyIfNotExists};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::http::HttpBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
+use object_store::{ClientConfigKey, ClientOptions, RetryConfig};
 
 /// A store and a prefix inside it.
 #[derive(Clone)]
@@ -18,10 +24,16 @@ pub struct Location {
     pub store: Arc<dyn ObjectStore>,
     /// The prefix (folder) or object (file) inside the store.
     pub path: Path,
-    /// What the user wrote, normalised, for messages and reports (never holds credentials).
+    /// What the user wrote, normalised, for messages and reports: never holds credentials
+    /// (user:password@ and query strings such as SAS tokens are dropped).
     pub display: String,
     /// A local filesystem path, when the location is one.
     pub local: Option<std::path::PathBuf>,
+    /// The kind of store, for messages and reports: `file`, `memory`, `s3`, `azure`, `gcs`, `http`.
+    pub kind: &'static str,
+    /// Which store this is (`s3://bucket`, `az://container`, `http://host:port`, `file`,
+    /// `memory`): two locations with the same root share a namespace.
+    pub root: String,
 }
 
 impl std::fmt::Debug for Location {
@@ -35,10 +47,90 @@ pub enum StorageError {
     #[error("{url}: not a usable path or URL: {reason}")]
     InvalidUrl { url: String, reason: String },
     #[error(
-        "{url}: the {scheme}:// store is not supported by this build; use a local path or file:// URL \
-         (object stores such as s3://, az://, gs:// and http(s):// come with remote storage support)"
+        "{url}: {scheme}:// is not a store batchscore knows; use a local path, file://, s3://, az://, abfs(s)://, \
+         gs://, http(s):// or memory://"
     )]
     Unsupported { url: String, scheme: String },
+    #[error("{url}: cannot set up the {kind} store: {reason}")]
+    Config { url: String, kind: &'static str, reason: String },
+    #[error(
+        "storage option `{key}` is not a setting of any store (S3, Azure, GCS, HTTP); use object_store's keys such \
+         as aws_endpoint, aws_allow_http, aws_region, azure_storage_account_name, azure_storage_use_emulator, \
+         google_service_account, or client keys such as timeout, connect_timeout, allow_http"
+    )]
+    UnknownOption { key: String },
+    #[error("storage option number {number} is not key=value; write --storage-option aws_region=eu-west-1")]
+    BadOption { number: usize },
+}
+
+/// Settings for remote stores from `--storage-option key=value`, on top of the environment
+/// variables each store reads (`AWS_*`, `AZURE_STORAGE_*`/`AZURE_*`, `GOOGLE_*`).
+///
+/// Keys are object_store's configuration keys. A key applies to every store of the job that
+/// knows it (input, output and model may be on different stores), so prefer the prefixed
+/// forms (`aws_endpoint`, not `endpoint`). Values are secrets as far as batchscore is
+/// concerned: `Debug` and the job report show the keys only.
+#[derive(Clone, Default)]
+pub struct StorageOptions {
+    pairs: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for StorageOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.keys()).finish()
+    }
+}
+
+impl serde::Serialize for StorageOptions {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.keys())
+    }
+}
+
+impl StorageOptions {
+    /// Parses `key=value` items; every key must be known to at least one kind of store.
+    pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<StorageOptions, StorageError> {
+        let mut pairs = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            // Never echo the item: it may be a bare secret.
+            let Some((k, v)) = item.as_ref().split_once('=') else {
+                return Err(StorageError::BadOption { number: i + 1 });
+            };
+            let key = k.trim().to_ascii_lowercase();
+            let known = key.parse::<AmazonS3ConfigKey>().is_ok()
+                || key.parse::<AzureConfigKey>().is_ok()
+                || key.parse::<GoogleConfigKey>().is_ok()
+                || key.parse::<ClientConfigKey>().is_ok();
+            if !known {
+                return Err(StorageError::UnknownOption { key });
+            }
+            pairs.push((key, v.to_string()));
+        }
+        Ok(StorageOptions { pairs })
+    }
+
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Result<StorageOptions, StorageError> {
+        let items: Vec<String> = pairs.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+        StorageOptions::parse(&items)
+    }
+
+    /// The keys given, for reports (values are never shown).
+    pub fn keys(&self) -> Vec<String> {
+        self.pairs.iter().map(|(k, _)| k.clone()).collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// The options whose key parses as `K`, in order.
+    fn for_store<K: std::str::FromStr>(&self) -> impl Iterator<Item = (K, &str)> {
+        self.pairs.iter().filter_map(|(k, v)| k.parse::<K>().ok().map(|key| (key, v.as_str())))
+    }
+
+    fn has<K: std::str::FromStr + PartialEq>(&self, want: &K) -> bool {
+        self.for_store::<K>().any(|(k, _)| &k == want)
+    }
 }
 
 /// The one in-memory store of this process, shared by every `memory://` location.
@@ -52,35 +144,128 @@ fn local_store() -> Arc<dyn ObjectStore> {
     LOCAL.get_or_init(|| Arc::new(LocalFileSystem::new())).clone()
 }
 
+/// Retries of one request to a remote store: object_store retries throttling (429), server
+/// errors (5xx), timeouts and dropped connections with exponential backoff (and resumes a
+/// download cut off mid-body); client errors such as 403 or 404 are not retried.
+fn retry_config() -> RetryConfig {
+    RetryConfig { max_retries: 10, retry_timeout: std::time::Duration::from_secs(180), ..RetryConfig::default() }
+}
+
 impl Location {
-    /// Parses a local path, `file://` URL or `memory://` URL.
+    /// Parses a local path or URL with no storage options (the environment still applies).
     pub fn parse(raw: &str) -> Result<Location, StorageError> {
+        Self::open(raw, &StorageOptions::default())
+    }
+
+    /// Parses a local path, `file://`, `memory://`, `s3://`, `az://`/`abfs(s)://`/
+    /// `https://<account>.blob.core.windows.net/...`, `gs://` or `http(s)://` URL.
+    pub fn open(raw: &str, options: &StorageOptions) -> Result<Location, StorageError> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
             return Err(StorageError::InvalidUrl { url: raw.into(), reason: "empty".into() });
         }
-        if let Some((scheme, _)) = trimmed.split_once("://") {
-            let scheme = scheme.to_ascii_lowercase();
-            return match scheme.as_str() {
-                "file" => {
-                    let url = url::Url::parse(trimmed)
-                        .map_err(|e| StorageError::InvalidUrl { url: raw.into(), reason: e.to_string() })?;
-                    let p = url.to_file_path().map_err(|()| StorageError::InvalidUrl {
-                        url: raw.into(),
-                        reason: "not an absolute file:// URL (write file:///abs/path)".into(),
-                    })?;
-                    Self::local(&p, raw)
-                }
-                "memory" => {
-                    let rest = &trimmed["memory://".len()..];
-                    let path = Path::parse(rest.trim_matches('/'))
-                        .map_err(|e| StorageError::InvalidUrl { url: raw.into(), reason: e.to_string() })?;
-                    Ok(Location { store: memory_store(), display: format!("memory:///{path}"), path, local: None })
-                }
-                _ => Err(StorageError::Unsupported { url: raw.into(), scheme }),
-            };
+        let Some((scheme, _)) = trimmed.split_once("://") else {
+            return Self::local(std::path::Path::new(trimmed), raw);
+        };
+        let scheme = scheme.to_ascii_lowercase();
+        let invalid = |reason: String| StorageError::InvalidUrl { url: redact(trimmed), reason };
+        match scheme.as_str() {
+            "file" => {
+                let url = url::Url::parse(trimmed).map_err(|e| invalid(e.to_string()))?;
+                let p = url
+                    .to_file_path()
+                    .map_err(|()| invalid("not an absolute file:// URL (write file:///abs/path)".into()))?;
+                Self::local(&p, raw)
+            }
+            "memory" => {
+                let rest = &trimmed["memory://".len()..];
+                let path = Path::parse(rest.trim_matches('/')).map_err(|e| invalid(e.to_string()))?;
+                Ok(Location {
+                    store: memory_store(),
+                    display: format!("memory:///{path}"),
+                    path,
+                    local: None,
+                    kind: "memory",
+                    root: "memory".into(),
+                })
+            }
+            "s3" | "s3a" | "az" | "adl" | "azure" | "abfs" | "abfss" | "gs" | "http" | "https" => {
+                let url = url::Url::parse(trimmed).map_err(|e| invalid(e.to_string()))?;
+                Self::remote(url, options)
+            }
+            _ => Err(StorageError::Unsupported { url: redact(trimmed), scheme }),
         }
-        Self::local(std::path::Path::new(trimmed), raw)
+    }
+
+    fn remote(url: url::Url, options: &StorageOptions) -> Result<Location, StorageError> {
+        let display = redact(url.as_str());
+        let (scheme, path) = ObjectStoreScheme::parse(&url)
+            .map_err(|e| StorageError::InvalidUrl { url: display.clone(), reason: e.to_string() })?;
+        let path = Path::from(path.as_ref().trim_end_matches('/'));
+        let config = |kind: &'static str, e: object_store::Error| StorageError::Config {
+            url: display.clone(),
+            kind,
+            reason: e.to_string(),
+        };
+        // The URL without credentials in it; a query string on an Azure URL is a SAS token.
+        let mut bare = url.clone();
+        bare.set_query(None);
+        let _ = bare.set_password(None);
+        let (store, kind): (Arc<dyn ObjectStore>, &'static str) = match scheme {
+            ObjectStoreScheme::AmazonS3 => {
+                let mut b = AmazonS3Builder::from_env().with_url(bare.as_str()).with_retry(retry_config());
+                for (k, v) in options.for_store::<AmazonS3ConfigKey>() {
+                    b = b.with_config(k, v);
+                }
+                if b.get_config_value(&AmazonS3ConfigKey::CopyIfNotExists).is_none() {
+                    // Create-only publication of a streamed upload: AWS's conditional
+                    // CompleteMultipartUpload (If-None-Match), see commit.rs.
+                    b = b.with_copy_if_not_exists(S3CopyIfNotExists::Multipart);
+                }
+                if endpoint_is_http(b.get_config_value(&AmazonS3ConfigKey::Endpoint))
+                    && !options.has(&AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp))
+                {
+                    b = b.with_allow_http(true);
+                }
+                (Arc::new(b.build().map_err(|e| config("S3", e))?), "s3")
+            }
+            ObjectStoreScheme::MicrosoftAzure => {
+                let mut b = MicrosoftAzureBuilder::from_env().with_url(bare.as_str()).with_retry(retry_config());
+                if let Some(q) = url.query().filter(|q| !q.is_empty()) {
+                    b = b.with_config(AzureConfigKey::SasKey, q);
+                }
+                for (k, v) in options.for_store::<AzureConfigKey>() {
+                    b = b.with_config(k, v);
+                }
+                if endpoint_is_http(b.get_config_value(&AzureConfigKey::Endpoint))
+                    && !options.has(&AzureConfigKey::Client(ClientConfigKey::AllowHttp))
+                {
+                    b = b.with_allow_http(true);
+                }
+                (Arc::new(b.build().map_err(|e| config("Azure Blob", e))?), "azure")
+            }
+            ObjectStoreScheme::GoogleCloudStorage => {
+                let mut b = GoogleCloudStorageBuilder::from_env().with_url(bare.as_str()).with_retry(retry_config());
+                for (k, v) in options.for_store::<GoogleConfigKey>() {
+                    b = b.with_config(k, v);
+                }
+                (Arc::new(b.build().map_err(|e| config("GCS", e))?), "gcs")
+            }
+            ObjectStoreScheme::Http => {
+                let base = &bare[..url::Position::BeforePath];
+                let mut client = ClientOptions::new().with_allow_http(bare.scheme() == "http");
+                for (k, v) in options.for_store::<ClientConfigKey>() {
+                    client = client.with_config(k, v);
+                }
+                let b = HttpBuilder::new().with_url(base).with_client_options(client).with_retry(retry_config());
+                (Arc::new(b.build().map_err(|e| config("HTTP", e))?), "http")
+            }
+            other => {
+                return Err(StorageError::Unsupported { url: display, scheme: format!("{other:?}").to_lowercase() });
+            }
+        };
+        let root = redact(&bare[..url::Position::BeforePath]);
+        Ok(Location { store, path, display: display.trim_end_matches('/').to_string(), local: None, kind, root })
     }
 
     fn local(p: &std::path::Path, raw: &str) -> Result<Location, StorageError> {
@@ -89,7 +274,14 @@ impl Location {
         let abs = normalize(&abs);
         let path = Path::from_absolute_path(&abs)
             .map_err(|e| StorageError::InvalidUrl { url: raw.into(), reason: e.to_string() })?;
-        Ok(Location { store: local_store(), path, display: abs.display().to_string(), local: Some(abs) })
+        Ok(Location {
+            store: local_store(),
+            path,
+            display: abs.display().to_string(),
+            local: Some(abs),
+            kind: "file",
+            root: "file".into(),
+        })
     }
 
     /// A location inside this one.
@@ -103,6 +295,24 @@ impl Location {
             path,
             display: format!("{}/{}", self.display.trim_end_matches('/'), rel),
             local: self.local.as_ref().map(|l| l.join(rel)),
+            kind: self.kind,
+            root: self.root.clone(),
+        }
+    }
+
+    /// What to do about an error from this store, for messages.
+    pub fn hint(&self, e: &object_store::Error) -> &'static str {
+        use object_store::Error as E;
+        match e {
+            E::PermissionDenied { .. } | E::Unauthenticated { .. } => {
+                "check the credentials: AWS_*, AZURE_STORAGE_* or GOOGLE_* environment variables, or --storage-option"
+            }
+            _ if self.kind == "http" => {
+                "http(s):// inputs are single files: a plain HTTP server cannot list a folder (only a WebDAV server \
+                 can), and cannot take an output"
+            }
+            E::NotFound { .. } => "check the bucket or container name and the path",
+            _ => "check the URL, the endpoint and the network; transient errors were already retried",
         }
     }
 
@@ -111,6 +321,26 @@ impl Location {
         let parts: Vec<_> = child.prefix_match(&self.path)?.map(|p| p.as_ref().to_string()).collect();
         Some(parts.join("/"))
     }
+}
+
+/// A URL as it may be shown: no user name or password, no query string (SAS tokens, signed
+/// URLs), no fragment.
+pub fn redact(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) if u.scheme() != "file" => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        // Not a URL (or a local one): cut anything that looks like a query.
+        _ => raw.split_once('?').map_or(raw, |(a, _)| a).to_string(),
+    }
+}
+
+fn endpoint_is_http(endpoint: Option<String>) -> bool {
+    endpoint.is_some_and(|e| e.trim().to_ascii_lowercase().starts_with("http://"))
 }
 
 /// Removes `.` and `..` segments without touching the filesystem (the path may not exist yet).
@@ -141,8 +371,37 @@ mod tests {
         assert_eq!(f.path.as_ref(), "tmp/x");
         let m = Location::parse("memory://bucket/p").unwrap();
         assert_eq!(m.path.as_ref(), "bucket/p");
-        let err = Location::parse("s3://bucket/x").unwrap_err().to_string();
-        assert!(err.contains("s3://bucket/x") && err.contains("not supported"), "{err}");
+        let err = Location::parse("ftp://host/x").unwrap_err().to_string();
+        assert!(err.contains("ftp://host/x") && err.contains("not a store"), "{err}");
+    }
+
+    #[test]
+    fn parses_remote_urls_without_contacting_them() {
+        let s3 = Location::parse("s3://bucket/some/prefix/").unwrap();
+        assert_eq!((s3.kind, s3.path.as_ref(), s3.display.as_str()), ("s3", "some/prefix", "s3://bucket/some/prefix"));
+        let opts =
+            StorageOptions::parse(&["azure_storage_account_name=acct", "azure_storage_access_key=c2VjcmV0"]).unwrap();
+        let az = Location::open("az://container/in", &opts).unwrap();
+        assert_eq!((az.kind, az.path.as_ref()), ("azure", "in"));
+        let sas = Location::open("https://acct.blob.core.windows.net/c/in/x.csv?sv=2024&sig=SECRET", &opts).unwrap();
+        assert_eq!((sas.kind, sas.path.as_ref()), ("azure", "in/x.csv"));
+        assert!(!sas.display.contains("SECRET") && !format!("{sas:?}").contains("sig="), "{}", sas.display);
+        let http = Location::parse("http://127.0.0.1:9/data/a.parquet").unwrap();
+        assert_eq!((http.kind, http.path.as_ref()), ("http", "data/a.parquet"));
+        let gs = Location::parse("gs://bucket/p").unwrap();
+        assert_eq!(gs.kind, "gcs");
+    }
+
+    #[test]
+    fn storage_options_are_checked_and_never_shown() {
+        let o = StorageOptions::parse(&["aws_secret_access_key=TOPSECRET", "timeout=5s"]).unwrap();
+        assert_eq!(o.keys(), ["aws_secret_access_key", "timeout"]);
+        assert!(!format!("{o:?}").contains("TOPSECRET"));
+        let e = StorageOptions::parse(&["aws_secret_acess_key=TOPSECRET"]).unwrap_err().to_string();
+        assert!(e.contains("aws_secret_acess_key") && !e.contains("TOPSECRET"), "{e}");
+        let e = StorageOptions::parse(&["TOPSECRET"]).unwrap_err().to_string();
+        assert!(e.contains("key=value"), "{e}");
+        assert_eq!(redact("https://user:pw@host/a?sig=x#f"), "https://host/a");
     }
 
     #[test]
