@@ -1,5 +1,7 @@
 # The two commands of the README: `make demo` (set up, score the sample data) and `make test`
-# (set up, run every test). Everything they need is installed by scripts/setup.sh.
+# (set up, run every test). Everything they need is installed by scripts/setup.sh (ONNX Runtime)
+# and scripts/test-servers.sh (the storage servers the object-store tests start: Azurite, moto,
+# serve; pinned in scripts/test-servers/).
 CARGO ?= cargo
 STAMP := $(shell date -u +%Y%m%dT%H%M%SZ)
 
@@ -7,6 +9,7 @@ STAMP := $(shell date -u +%Y%m%dT%H%M%SZ)
 
 setup:
 	@scripts/setup.sh
+	@scripts/test-servers.sh
 
 build: setup
 	$(CARGO) build --release

@@ -39,8 +39,14 @@ pub struct ScoreArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
     /// Files per mini-batch: the unit of scheduling, retry and failure accounting [default: 10].
-    #[arg(long, value_name = "N")]
+    /// For tabular inputs, a size such as 64MB (KB, MB, GB, or bytes: 1048576B) means about that
+    /// many input bytes per mini-batch instead: larger files are split into pieces.
+    #[arg(long, value_name = "N|SIZE")]
     pub mini_batch_size: Option<String>,
+    /// Tabular inputs: about N rows per mini-batch instead of a count of files; small files are
+    /// grouped, larger ones split (Parquet by row groups, CSV at record boundaries).
+    #[arg(long, value_name = "N")]
+    pub mini_batch_rows: Option<String>,
     /// Parallel workers, each with its own ONNX Runtime session [default: number of cores].
     #[arg(long, alias = "max-concurrency-per-instance", value_name = "N")]
     pub max_concurrency: Option<String>,
@@ -77,6 +83,10 @@ pub struct ScoreArgs {
     /// ONNX Runtime threads per worker session [default: cores / max-concurrency].
     #[arg(long, value_name = "N")]
     pub intra_threads: Option<String>,
+    /// cpu, or cuda / cuda:N for ONNX Runtime's CUDA execution provider on GPU N (needs the
+    /// onnxruntime-gpu library; a GPU that is not there is an error, never a CPU fallback) [default: cpu].
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
     /// Image size WIDTHxHEIGHT [default: the model's input size; a dynamic size keeps each image's own].
     #[arg(long, value_name = "WxH")]
     pub image_size: Option<String>,
@@ -120,6 +130,7 @@ impl ScoreArgs {
             input: self.input.clone(),
             output: self.output.clone(),
             mini_batch_size: self.mini_batch_size.clone(),
+            mini_batch_rows: self.mini_batch_rows.clone(),
             max_concurrency: self.max_concurrency.clone(),
             instance_count: None,
             output_action: self.output_action.clone(),
@@ -134,6 +145,7 @@ impl ScoreArgs {
             passthrough: self.passthrough.clone(),
             batch_size: self.batch_size.clone(),
             intra_threads: self.intra_threads.clone(),
+            device: self.device.clone(),
             image_size: self.image_size.clone(),
             channels: self.channels.clone(),
             scale: self.scale.clone(),

@@ -18,6 +18,9 @@ use object_store::buffered::BufWriter;
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+
+/// Rows per row group of a Parquet output.
+const PARQUET_ROW_GROUP_ROWS: usize = 64 * 1024;
 use tokio::io::AsyncWriteExt;
 
 use crate::infer::output_type;
@@ -170,8 +173,13 @@ impl PredictionWriter {
             }
             PredictionWriter::Parquet { upload, writer } => {
                 if writer.is_none() {
-                    let props =
-                        WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
+                    // The writer holds a whole row group in memory before it uploads it: row
+                    // groups of 64k rows keep that to a few MB whatever the job's size (the
+                    // default, 1M rows, held ~100 MB) and still read efficiently.
+                    let props = WriterProperties::builder()
+                        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+                        .set_max_row_group_row_count(Some(PARQUET_ROW_GROUP_ROWS))
+                        .build();
                     let object = upload.take().expect("upload before writer");
                     let w = AsyncArrowWriter::try_new(object, batch.schema(), Some(props)).map_err(|e| werr(&e))?;
                     *writer = Some((Box::new(w), batch.schema()));

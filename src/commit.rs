@@ -10,13 +10,15 @@
 //! The order of publication is the predictions file, then the logs, then
 //! `logs/job_result.json` last: a job report that exists says the output is complete.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
-use crate::storage::Location;
+use crate::storage::{Location, RetryingWrites, with_retries};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
@@ -46,13 +48,31 @@ impl Staging {
 
     /// A streamed upload of staging object `name`.
     pub fn upload(&self, name: &str) -> BufWriter {
-        BufWriter::with_capacity(self.output.store.clone(), self.dir.clone().join(name), 8 * 1024 * 1024)
+        let store: Arc<dyn ObjectStore> = Arc::new(RetryingWrites(self.output.store.clone()));
+        BufWriter::with_capacity(store, self.dir.clone().join(name), 8 * 1024 * 1024)
     }
 
     /// Publishes staging object `name` as `<output>/<rel>`, create-only.
     pub async fn publish(&self, name: &str, rel: &str) -> Result<(), CommitError> {
         let target = self.output.join(rel);
-        match self.output.store.copy_if_not_exists(&self.dir.clone().join(name), &target.path).await {
+        let store = &self.output.store;
+        let from = self.dir.clone().join(name);
+        let to = &target.path;
+        let result = with_retries(&format!("publish {}", target.display), |attempt| {
+            let from = &from;
+            async move {
+                match store.copy_if_not_exists(from, to).await {
+                    // A retry that finds our own copy: the first attempt worked but its answer
+                    // was lost. Anything else there is someone else's.
+                    Err(e @ object_store::Error::AlreadyExists { .. }) if attempt > 1 => {
+                        if same_content(store.as_ref(), from, to).await? { Ok(()) } else { Err(e) }
+                    }
+                    other => other,
+                }
+            }
+        })
+        .await;
+        match result {
             Ok(()) => Ok(()),
             Err(object_store::Error::AlreadyExists { .. }) => Err(CommitError::AlreadyExists { url: target.display }),
             Err(source) => Err(CommitError::Store { url: target.display, source }),
@@ -62,9 +82,13 @@ impl Staging {
     /// Removes everything this job staged (best effort; leftovers are named in the log).
     pub async fn cleanup(&self) {
         let store = &self.output.store;
-        let listed: Vec<_> = store.list(Some(&self.dir)).try_collect().await.unwrap_or_default();
+        let listed = with_retries("list staging", |_| store.list(Some(&self.dir)).try_collect::<Vec<_>>()).await;
+        let listed = listed.unwrap_or_else(|e| {
+            tracing::warn!("could not list staging objects under {}: {e}", self.dir);
+            Vec::new()
+        });
         for meta in listed {
-            if let Err(e) = store.delete(&meta.location).await {
+            if let Err(e) = with_retries("delete staging", |_| store.delete(&meta.location)).await {
                 tracing::warn!("could not remove staging object {}: {e}", meta.location);
             }
         }
@@ -80,12 +104,51 @@ impl Staging {
 /// Writes `<output>/<rel>` with create-only semantics.
 pub async fn put_create(output: &Location, rel: &str, bytes: Bytes) -> Result<(), CommitError> {
     let target = output.join(rel);
-    let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-    match output.store.put_opts(&target.path, PutPayload::from_bytes(bytes), opts).await {
-        Ok(_) => Ok(()),
+    let store = &output.store;
+    let to = &target.path;
+    let result = with_retries(&format!("write {}", target.display), |attempt| {
+        let bytes = bytes.clone();
+        async move {
+            let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+            match store.put_opts(to, PutPayload::from_bytes(bytes.clone()), opts).await {
+                Ok(_) => Ok(()),
+                // As in `publish`: our own earlier attempt, whose answer was lost.
+                Err(e @ object_store::Error::AlreadyExists { .. }) if attempt > 1 => {
+                    let there = crate::storage::get_bytes(store, to).await?;
+                    if there == bytes { Ok(()) } else { Err(e) }
+                }
+                Err(e) => Err(e),
+            }
+        }
+    })
+    .await;
+    match result {
+        Ok(()) => Ok(()),
         Err(object_store::Error::AlreadyExists { .. }) => Err(CommitError::AlreadyExists { url: target.display }),
         Err(source) => Err(CommitError::Store { url: target.display, source }),
     }
+}
+
+/// Whether two objects hold the same bytes (compared by size, then SHA-256 streamed).
+async fn same_content(store: &dyn ObjectStore, a: &Path, b: &Path) -> Result<bool, object_store::Error> {
+    let size_a = with_retries(&format!("head {a}"), |_| store.head(a)).await?.size;
+    let size_b = with_retries(&format!("head {b}"), |_| store.head(b)).await?.size;
+    if size_a != size_b {
+        return Ok(false);
+    }
+    let digest_a = with_retries(&format!("read {a}"), |_| digest(store, a)).await?;
+    let digest_b = with_retries(&format!("read {b}"), |_| digest(store, b)).await?;
+    Ok(digest_a == digest_b)
+}
+
+async fn digest(store: &dyn ObjectStore, path: &Path) -> Result<[u8; 32], object_store::Error> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let mut stream = store.get(path).await?.into_stream();
+    while let Some(chunk) = stream.try_next().await? {
+        hasher.update(&chunk);
+    }
+    Ok(hasher.finalize().into())
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use ort::value::{DynMapValueType, DynValue, TensorRef};
 use crate::collect::JsonNumber;
 use crate::model::{Buffer, ElemType, ModelInfo, OutputSpec};
 use crate::preprocess::DecodedFile;
+use crate::settings::Device;
 
 /// Why a model call failed. Retried by the coordinator.
 #[derive(Debug, thiserror::Error)]
@@ -37,22 +38,45 @@ pub enum InferError {
     Output { output: String, what: String },
 }
 
-/// Builds a session for one worker.
+/// Builds a CPU session for one worker.
 pub fn build_session(
     env: &ort::environment::Environment,
     model: &[u8],
     intra_threads: usize,
 ) -> Result<Session, String> {
+    build_session_on(env, model, intra_threads, Device::Cpu)
+}
+
+/// Builds a session for one worker on `device`. A CUDA device must register: ONNX Runtime
+/// would otherwise fall back to the CPU without a word, and a job meant for a GPU would crawl.
+pub fn build_session_on(
+    env: &ort::environment::Environment,
+    model: &[u8],
+    intra_threads: usize,
+    device: Device,
+) -> Result<Session, String> {
     // Builder errors carry the builder and are not Send: turn them into text right here.
-    fn inner(env: &ort::environment::Environment, model: &[u8], intra: usize) -> ort::Result<Session> {
-        Session::builder(env)?
+    fn inner(env: &ort::environment::Environment, model: &[u8], intra: usize, device: Device) -> ort::Result<Session> {
+        let mut b = Session::builder(env)?
             .with_intra_threads(intra)
             .map_err(ort::Error::<()>::from)?
             .with_inter_threads(1)
-            .map_err(ort::Error::<()>::from)?
-            .commit_from_memory(model)
+            .map_err(ort::Error::<()>::from)?;
+        if let Device::Cuda(n) = device {
+            let cuda = ort::ep::CUDA::default().with_device_id(n as i32).build().error_on_failure();
+            b = b.with_execution_providers([cuda]).map_err(ort::Error::<()>::from)?;
+        }
+        b.commit_from_memory(model)
     }
-    inner(env, model, intra_threads).map_err(|e| e.to_string())
+    inner(env, model, intra_threads, device).map_err(|e| match device {
+        Device::Cpu => e.to_string(),
+        Device::Cuda(_) => format!(
+            "--device {device}: ONNX Runtime's CUDA execution provider could not start ({e}). It needs an NVIDIA \
+             GPU at that index, CUDA 13 and cuDNN 9 libraries, and the onnxruntime-gpu build of ONNX Runtime \
+             (libonnxruntime.so with libonnxruntime_providers_cuda.so beside it; point ORT_DYLIB_PATH at it). \
+             Use --device cpu to score on the CPU"
+        ),
+    })
 }
 
 /// One worker's session and what it needs to run packed batches.

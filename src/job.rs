@@ -29,17 +29,17 @@ use tokio::io::AsyncWriteExt;
 use crate::cli::{Exit, ScoreArgs};
 use crate::collect::{OutputLayout, PredictionWriter};
 use crate::commit::{CommitError, Staging, put_create};
-use crate::infer::{Attempt, InferError, InferTimings, ModelRunner, Watchdog, build_session};
+use crate::infer::{Attempt, InferError, InferTimings, ModelRunner, Watchdog, build_session_on};
 use crate::model::{ModelError, ModelInfo};
-use crate::plan::{Plan, check_output, list_inputs, make_plan};
-use crate::preprocess::{DecodedFile, Feeder, resolve_feeder};
+use crate::plan::{Part, Plan, check_output, list_inputs, plan_job};
+use crate::preprocess::{DecodedFile, Feeder, TabularPiece, resolve_feeder};
 use crate::progress::Progress;
-use crate::read::{Fetched, fetch_one, run_reader};
+use crate::read::{Fetched, ItemBytes, ItemReader, fetch_one, run_reader};
 use crate::report::{
     Counts, FailureRecord, JobResult, JobStatus, MINI_BATCH_HEADER, MiniBatchRecord, ModelReport, StageTimings,
     Versions,
 };
-use crate::settings::{Deployment, LogLevel, OutputAction, Settings};
+use crate::settings::{Deployment, LogLevel, MiniBatchTarget, OutputAction, Settings, format_byte_size};
 use crate::storage::Location;
 
 /// A job that could not start (exit 2), with the message to show.
@@ -144,7 +144,11 @@ fn print_summary(o: &JobOutcome) {
         r.output
     );
     if let Some(f) = &r.first_failure {
-        let at = format!("{}{}", f.file, f.row.map(|x| format!(" row {x}")).unwrap_or_default());
+        let at = match (&f.row, &f.piece) {
+            (Some(row), _) => format!("{} row {row}", f.file),
+            (None, Some(piece)) => format!("{}[{piece}]", f.file),
+            (None, None) => f.file.clone(),
+        };
         // Decode errors already start with the file name; say it once.
         let error = f.error.strip_prefix(&format!("{}: ", f.file)).unwrap_or(&f.error);
         eprintln!("first failure: {at}: {error}");
@@ -161,7 +165,7 @@ fn print_summary(o: &JobOutcome) {
 /// Everything a worker needs, shared.
 struct Shared {
     plan: Arc<Plan>,
-    input: Location,
+    reader: Arc<ItemReader>,
     feeder: Feeder,
     layout: OutputLayout,
     settings: Settings,
@@ -176,13 +180,57 @@ struct MbResult {
     rows: Option<arrow::array::RecordBatch>,
     record: MiniBatchRecord,
     failures: Vec<FailureRecord>,
-    files_scored: u64,
-    files_failed: u64,
+    /// For each item, in order: its file and what became of it. Files are counted from these
+    /// once all their items are in (a file split into pieces spans mini-batches).
+    outcomes: Vec<(usize, ItemOutcome)>,
     rows_scored: u64,
     rows_failed: u64,
     read: f64,
     decode: f64,
     infer: f64,
+}
+
+/// What became of one item of a mini-batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ItemOutcome {
+    /// Scored (some of its rows may have failed alone).
+    Scored,
+    /// Failed as a whole.
+    Failed,
+    /// Left unscored because the job stopped.
+    Stopped,
+}
+
+/// Counts files as scored or failed from their items' outcomes, which arrive in any order.
+struct FileTally {
+    /// Items of each file not yet in.
+    left: Vec<usize>,
+    failed: Vec<bool>,
+}
+
+impl FileTally {
+    fn new(plan: &Plan) -> FileTally {
+        FileTally { left: plan.items_per_file(), failed: vec![false; plan.files.len()] }
+    }
+
+    /// Takes in one mini-batch's outcomes; returns (files now scored, files now failed). A file
+    /// fails with its first failed item and is scored when its last item is in, none failed.
+    fn add(&mut self, outcomes: &[(usize, ItemOutcome)]) -> (u64, u64) {
+        let (mut scored, mut failed) = (0, 0);
+        for &(f, o) in outcomes {
+            if o == ItemOutcome::Stopped {
+                continue;
+            }
+            self.left[f] = self.left[f].saturating_sub(1);
+            if o == ItemOutcome::Failed && !self.failed[f] {
+                self.failed[f] = true;
+                failed += 1;
+            } else if self.left[f] == 0 && !self.failed[f] {
+                scored += 1;
+            }
+        }
+        (scored, failed)
+    }
 }
 
 /// Runs a job to its end. `Err` means it could not start.
@@ -206,7 +254,7 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
     io.block_on(check_output(&output)).map_err(|e| start_err!(e))?;
     let files =
         io.block_on(list_inputs(&input, settings.pattern.as_deref(), Some(&output))).map_err(|e| start_err!(e))?;
-    let plan = Arc::new(make_plan(&input, files, settings.mini_batch_size).map_err(|e| start_err!(e))?);
+    let plan = Arc::new(io.block_on(plan_job(&input, files, settings.mini_batch)).map_err(|e| start_err!(e))?);
 
     // Workers × intra-op threads ≈ cores, unless told otherwise.
     let workers = settings.max_concurrency.min(plan.mini_batches.len()).max(1);
@@ -221,8 +269,14 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
             reason: e.trim_start_matches("cannot read: ").to_string(),
         })
     })?;
-    let first_session = build_session(env, &model_bytes, intra_threads)
-        .map_err(|reason| start_err!(ModelError::Load { model: model_loc.display.clone(), reason }))?;
+    let device = settings.device;
+    let first_session = build_session_on(env, &model_bytes, intra_threads, device).map_err(|reason| {
+        if reason.starts_with("--device") {
+            start_err!(reason)
+        } else {
+            start_err!(ModelError::Load { model: model_loc.display.clone(), reason })
+        }
+    })?;
     let info = Arc::new(ModelInfo::from_session(&first_session, &model_loc.display).map_err(|e| start_err!(e))?);
     let feeder = resolve_feeder(&info, plan.kind, &settings)
         .map_err(|e| start_err!(format!("model {}: {e}", model_loc.display)))?;
@@ -244,12 +298,21 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
         )));
     }
     let plan_seconds = started.elapsed().as_secs_f64();
+    let per_mini_batch = match settings.mini_batch {
+        MiniBatchTarget::Files(n) => format!("up to {n} files"),
+        MiniBatchTarget::Rows(n) => format!("about {n} rows"),
+        MiniBatchTarget::Bytes(b) => format!("about {} of input", format_byte_size(b)),
+    };
+    let pieces = if plan.items.len() > plan.files.len() {
+        format!(", cut into {} pieces,", plan.items.len())
+    } else {
+        String::new()
+    };
     tracing::info!(
-        "job {job_id}: {} files ({} bytes) in {} mini-batches of up to {} files; {} workers x {} threads; batch {}",
+        "job {job_id}: {} files ({} bytes){pieces} in {} mini-batches of {per_mini_batch}; {} workers x {} threads on {device}; batch {}",
         plan.files.len(),
         plan.total_bytes,
         plan.mini_batches.len(),
-        settings.mini_batch_size,
         workers,
         intra_threads,
         batch_size
@@ -275,9 +338,10 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
     // Workers: each builds its own session (the first reuses the one opened above).
     let cancel = Arc::new(AtomicBool::new(false));
     let watchdog = Watchdog::start();
+    let item_reader = Arc::new(ItemReader::new(input.store.clone(), plan.clone(), feeder.columns()));
     let shared = Arc::new(Shared {
         plan: plan.clone(),
-        input: input.clone(),
+        reader: item_reader.clone(),
         feeder,
         layout,
         settings: settings.clone(),
@@ -286,7 +350,9 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
         io: io.handle().clone(),
     });
     let (work_tx, work_rx) = flume::bounded::<Fetched>(workers);
-    let (result_tx, result_rx) = flume::unbounded::<MbResult>();
+    // Bounded too: when writing the output is the slow stage, workers wait instead of piling
+    // scored mini-batches up in memory.
+    let (result_tx, result_rx) = flume::bounded::<MbResult>(workers * 2);
     let (ready_tx, ready_rx) = flume::unbounded::<Result<(), String>>();
     let mut first_session = Some(first_session);
     let mut handles = Vec::new();
@@ -303,7 +369,7 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
             .spawn(move || {
                 let session = match session {
                     Some(s) => Ok(s),
-                    None => build_session(env, &model_bytes, intra_threads),
+                    None => build_session_on(env, &model_bytes, intra_threads, device),
                 };
                 let mut runner = match session {
                     Ok(s) => {
@@ -359,7 +425,7 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
             }
         });
     }
-    let reader = io.spawn(run_reader(input.store.clone(), plan.clone(), work_tx, cancel.clone(), 2, 16));
+    let reader = io.spawn(run_reader(item_reader, work_tx, cancel.clone(), 2, 16));
 
     // Collect, in order.
     let staging = Staging::new(&output, &job_id);
@@ -388,9 +454,13 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
 
     let threshold = settings.error_threshold;
     let mut received = vec![false; plan.mini_batches.len()];
+    let mut tally = FileTally::new(&plan);
     for result in result_rx.iter() {
         received[result.id] = true;
         counts.items_failed += result.record.failed_items;
+        let (files_scored, files_failed) = tally.add(&result.outcomes);
+        counts.files_scored += files_scored;
+        counts.files_failed += files_failed;
         if threshold >= 0 && counts.items_failed > threshold as u64 && !cancel.load(Ordering::Relaxed) {
             job_error = Some(format!(
                 "{} failed items exceed error_threshold {threshold}; the job was stopped",
@@ -399,7 +469,7 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
             cancel.store(true, Ordering::Relaxed);
             watchdog.terminate_all();
         }
-        progress.add(result.files_scored + result.files_failed, result.rows_scored, result.record.failed_items);
+        progress.add(files_scored + files_failed, result.rows_scored, result.record.failed_items);
         pending.insert(result.id, result);
         while let Some(r) = pending.remove(&next) {
             next += 1;
@@ -428,20 +498,18 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
     watchdog.stop();
     progress.finish();
     // Mini-batches that never ran (the job stopped early) are listed too, for the record.
-    for (id, range) in plan.mini_batches.iter().enumerate() {
-        if !received[id] {
-            let record = MiniBatchRecord {
-                id,
-                files: plan.files[range.clone()].iter().map(|f| f.rel.as_str()).collect::<Vec<_>>().join(";"),
-                attempts: 0,
-                status: "not_run",
-                seconds: 0.0,
-                rows: 0,
-                failed_items: 0,
-                error: String::new(),
-            };
-            let _ = io.block_on(mb_log.write_all(csv_line(record.csv_fields()).as_bytes()));
-        }
+    for (id, _) in received.iter().enumerate().filter(|(_, got)| !**got) {
+        let record = MiniBatchRecord {
+            id,
+            files: plan.mini_batch_label(id),
+            attempts: 0,
+            status: "not_run",
+            seconds: 0.0,
+            rows: 0,
+            failed_items: 0,
+            error: String::new(),
+        };
+        let _ = io.block_on(mb_log.write_all(csv_line(record.csv_fields()).as_bytes()));
     }
 
     if interrupted.load(Ordering::Relaxed) {
@@ -544,8 +612,6 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
 
 fn absorb(counts: &mut Counts, timings: &mut StageTimings, first: &mut Option<FailureRecord>, r: MbResult) {
     counts.mini_batches_run += 1;
-    counts.files_scored += r.files_scored;
-    counts.files_failed += r.files_failed;
     counts.rows_scored += r.rows_scored;
     counts.rows_failed += r.rows_failed;
     counts.retries += u64::from(r.record.attempts.saturating_sub(1));
@@ -594,10 +660,10 @@ fn csv_line<I: IntoIterator<Item = String>>(fields: I) -> String {
 /// The reason given for files left unscored when the job stopped; they are not failed items.
 const STOPPED: &str = "not scored: the job was stopped";
 
-/// The state of one file of a mini-batch as the worker moves it along.
+/// The state of one item (file or piece) of a mini-batch as the worker moves it along.
 enum FileState {
     NeedBytes(String),
-    Bytes(Bytes),
+    Bytes(ItemBytes),
     Decoded(DecodedFile),
     Done(DecodedFile, Vec<ArrayRef>),
     Failed(String, Option<DecodedFile>),
@@ -608,7 +674,10 @@ fn process(shared: &Shared, runner: &mut ModelRunner, fetched: Fetched) -> MbRes
     let started = Instant::now();
     let s = &shared.settings;
     let range = shared.plan.mini_batches[fetched.mini_batch].clone();
-    let files = &shared.plan.files[range];
+    let items: Vec<usize> = range.collect();
+    // The rows of each item, when known: from the plan, or from the read (CSV pieces).
+    let mut known_rows: Vec<Option<std::ops::Range<u64>>> =
+        items.iter().map(|i| shared.plan.items[*i].part.rows()).collect();
     let mut states: Vec<FileState> = fetched
         .bytes
         .into_iter()
@@ -637,7 +706,7 @@ fn process(shared: &Shared, runner: &mut ModelRunner, fetched: Fetched) -> MbRes
         for (i, st) in states.iter_mut().enumerate() {
             if let FileState::NeedBytes(_) = st {
                 let t = Instant::now();
-                let got = shared.io.block_on(fetch_one(&shared.input.store, &files[i].path));
+                let got = shared.io.block_on(shared.reader.fetch(items[i]));
                 read += t.elapsed().as_secs_f64();
                 *st = match got {
                     Ok(b) => FileState::Bytes(b),
@@ -647,9 +716,12 @@ fn process(shared: &Shared, runner: &mut ModelRunner, fetched: Fetched) -> MbRes
         }
         // Decode (deterministic: a file that cannot be decoded fails now).
         for (i, st) in states.iter_mut().enumerate() {
-            if let FileState::Bytes(b) = st {
+            if let FileState::Bytes(_) = st {
+                let FileState::Bytes(b) = std::mem::replace(st, FileState::Failed(String::new(), None)) else {
+                    unreachable!("matched above")
+                };
                 let t = Instant::now();
-                let decoded = shared.feeder.decode(files[i].kind, &files[i].rel, b.clone());
+                let decoded = decode_item(shared, items[i], b, &mut known_rows[i]);
                 decode += t.elapsed().as_secs_f64();
                 *st = match decoded {
                     Ok(d) => FileState::Decoded(d),
@@ -701,7 +773,33 @@ fn process(shared: &Shared, runner: &mut ModelRunner, fetched: Fetched) -> MbRes
             *st = FileState::Failed(reason, decoded);
         }
     }
-    finish_result(shared, fetched.mini_batch, files, states, attempts, started, read, decode, infer.infer)
+    finish_result(shared, fetched.mini_batch, &items, &known_rows, states, attempts, started, read, decode, infer.infer)
+}
+
+/// Decodes one item's bytes: a whole file, or a piece of one (noting a CSV piece's rows).
+fn decode_item(
+    shared: &Shared,
+    item: usize,
+    bytes: ItemBytes,
+    known_rows: &mut Option<std::ops::Range<u64>>,
+) -> Result<DecodedFile, crate::preprocess::DecodeError> {
+    let it = &shared.plan.items[item];
+    let file = &shared.plan.files[it.file];
+    match (bytes, &it.part) {
+        (ItemBytes::Whole(b), _) => shared.feeder.decode(file.kind, &file.rel, b),
+        (ItemBytes::RowGroups(chunks), Part::RowGroups { groups, rows, footer }) => shared.feeder.decode_piece(
+            &file.rel,
+            TabularPiece::RowGroups { chunks, footer: footer.clone(), groups: groups.clone(), first_row: rows.start },
+        ),
+        (ItemBytes::Csv(piece), _) => {
+            *known_rows = Some(piece.first_row..piece.first_row + piece.rows);
+            shared.feeder.decode_piece(&file.rel, TabularPiece::Csv(piece))
+        }
+        (ItemBytes::RowGroups(_), _) => Err(crate::preprocess::DecodeError(format!(
+            "{}: row groups read for an item that is not a Parquet piece (an internal error; please report it)",
+            file.rel
+        ))),
+    }
 }
 
 /// Runs the decoded files `idx` in one packed pass; on success they become Done.
@@ -771,7 +869,8 @@ fn narrow(
 fn finish_result(
     shared: &Shared,
     id: usize,
-    files: &[crate::plan::InputFile],
+    items: &[usize],
+    known_rows: &[Option<std::ops::Range<u64>>],
     states: Vec<FileState>,
     attempts: u32,
     started: Instant,
@@ -779,10 +878,13 @@ fn finish_result(
     decode: f64,
     infer: f64,
 ) -> MbResult {
+    let plan = &shared.plan;
     let tabular = shared.feeder.has_row_numbers();
     let mut failures = Vec::new();
-    let mut done: Vec<(&str, DecodedFile, Vec<ArrayRef>)> = Vec::new();
-    let (mut files_scored, mut files_failed, mut rows_failed) = (0u64, 0u64, 0u64);
+    // (index into `items`, decoded rows, model outputs)
+    let mut done: Vec<(usize, DecodedFile, Vec<ArrayRef>)> = Vec::new();
+    let mut outcomes: Vec<(usize, ItemOutcome)> = Vec::with_capacity(items.len());
+    let mut rows_failed = 0u64;
     let mut items_failed = 0u64;
     let mut stopped = false;
     let mut first_error = String::new();
@@ -792,13 +894,33 @@ fn finish_result(
         }
         failures.push(f);
     };
-    for (file, st) in files.iter().zip(states) {
+    // A failure of a whole item: the file, and for a piece which one and its rows when known.
+    let item_failure = |k: usize, items_count: u64, error: String| {
+        let part = &plan.items[items[k]].part;
+        FailureRecord {
+            file: plan.file_of(items[k]).rel.clone(),
+            row: None,
+            piece: part.describe(),
+            rows: known_rows[k]
+                .as_ref()
+                .filter(|r| !r.is_empty() && !matches!(part, Part::Whole))
+                .map(|r| [r.start, r.end - 1]),
+            items: items_count,
+            mini_batch: id,
+            attempts,
+            error,
+        }
+    };
+    for (k, st) in states.into_iter().enumerate() {
+        let file = plan.file_of(items[k]);
         let row_failures = |d: &DecodedFile| {
             d.failed_rows
                 .iter()
                 .map(|(row, why)| FailureRecord {
                     file: file.rel.clone(),
                     row: Some(*row),
+                    piece: None,
+                    rows: None,
                     items: 1,
                     mini_batch: id,
                     attempts,
@@ -808,41 +930,32 @@ fn finish_result(
         };
         match st {
             FileState::Done(d, cols) => {
-                files_scored += 1;
+                outcomes.push((plan.items[items[k]].file, ItemOutcome::Scored));
                 for f in row_failures(&d) {
                     rows_failed += 1;
                     items_failed += 1;
                     record_failure(f, &mut failures);
                 }
-                done.push((&file.rel, d, cols));
+                done.push((k, d, cols));
             }
             FileState::Failed(error, _) if error == STOPPED => {
                 stopped = true;
-                failures.push(FailureRecord {
-                    file: file.rel.clone(),
-                    row: None,
-                    items: 0,
-                    mini_batch: id,
-                    attempts,
-                    error,
-                });
+                outcomes.push((plan.items[items[k]].file, ItemOutcome::Stopped));
+                failures.push(item_failure(k, 0, error));
             }
             FileState::Failed(error, decoded) => {
-                files_failed += 1;
-                // A tabular file that failed after decoding fails all its rows; one that could
-                // not be read or decoded counts as one item (its rows are unknown).
-                let items = match (&decoded, tabular) {
+                outcomes.push((plan.items[items[k]].file, ItemOutcome::Failed));
+                // A tabular item that failed after decoding fails all its rows; one that could
+                // not be read or decoded counts as one item (its rows are not all known).
+                let count = match (&decoded, tabular) {
                     (Some(d), true) => (d.rows as u64).max(1),
                     _ => 1,
                 };
                 if tabular && let Some(d) = &decoded {
                     rows_failed += d.rows as u64;
                 }
-                items_failed += items;
-                record_failure(
-                    FailureRecord { file: file.rel.clone(), row: None, items, mini_batch: id, attempts, error },
-                    &mut failures,
-                );
+                items_failed += count;
+                record_failure(item_failure(k, count, error), &mut failures);
                 if let Some(d) = &decoded {
                     for f in row_failures(d) {
                         rows_failed += 1;
@@ -851,14 +964,15 @@ fn finish_result(
                     }
                 }
             }
-            _ => unreachable!("every file is done or failed by now"),
+            _ => unreachable!("every item is done or failed by now"),
         }
     }
     let rows_scored: u64 = done.iter().map(|(_, d, _)| d.rows as u64).sum();
     let rows = if done.is_empty() {
         None
     } else {
-        let parts: Vec<(&str, &DecodedFile)> = done.iter().map(|(n, d, _)| (*n, d)).collect();
+        let parts: Vec<(&str, &DecodedFile)> =
+            done.iter().map(|(k, d, _)| (plan.file_of(items[*k]).rel.as_str(), d)).collect();
         let n_out = shared.layout.outputs.len();
         let cols: Vec<ArrayRef> = (0..n_out)
             .map(|o| {
@@ -869,20 +983,11 @@ fn finish_result(
         match shared.layout.rows(&parts, &cols) {
             Ok(b) => Some(b),
             Err(e) => {
-                // Cannot happen for consistent model outputs; fail the files rather than panic.
-                for (name, d, _) in &done {
+                // Cannot happen for consistent model outputs; fail the items rather than panic.
+                for (k, d, _) in &done {
                     items_failed += if tabular { d.rows as u64 } else { 1 };
-                    record_failure(
-                        FailureRecord {
-                            file: name.to_string(),
-                            row: None,
-                            items: d.rows as u64,
-                            mini_batch: id,
-                            attempts,
-                            error: e.to_string(),
-                        },
-                        &mut failures,
-                    );
+                    outcomes[*k].1 = ItemOutcome::Failed;
+                    record_failure(item_failure(*k, d.rows as u64, e.to_string()), &mut failures);
                 }
                 None
             }
@@ -902,7 +1007,7 @@ fn finish_result(
         id,
         record: MiniBatchRecord {
             id,
-            files: files.iter().map(|f| f.rel.as_str()).collect::<Vec<_>>().join(";"),
+            files: plan.mini_batch_label(id),
             attempts,
             status,
             seconds: started.elapsed().as_secs_f64(),
@@ -912,8 +1017,7 @@ fn finish_result(
         },
         rows,
         failures,
-        files_scored,
-        files_failed,
+        outcomes,
         rows_scored,
         rows_failed,
         read,

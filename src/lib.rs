@@ -8,6 +8,8 @@
 //!
 //! - [`settings`] resolves CLI flags and a deployment file into one validated [`settings::Settings`].
 //! - [`plan`] lists the input files, cuts them into mini-batches and checks the output path.
+//! - [`split`] cuts large tabular files into pieces (Parquet row groups, CSV record ranges) for
+//!   mini-batches of rows or bytes, and reads and decodes those pieces.
 //! - [`read`] fetches bytes through `object_store` on tokio, a few mini-batches ahead.
 //! - [`preprocess`] turns bytes into model-ready rows: CSV/Parquet into columns, images into pixels.
 //! - [`infer`] owns ONNX Runtime sessions (one per worker) and runs packed batches with timeouts.
@@ -28,4 +30,5 @@ pub mod read;
 pub mod report;
 pub mod runtime;
 pub mod settings;
+pub mod split;
 pub mod storage;

@@ -5,46 +5,109 @@
 //! over a bounded channel: when the workers fall behind, the channel fills and the reader waits,
 //! so memory holds at most `ahead + channel capacity + workers` mini-batches, never the dataset.
 //! A file that cannot be read is passed on as an error; the worker retries it.
+//!
+//! Items are whole files, or pieces of large tabular files ([`crate::split`]): a Parquet piece
+//! is the column chunks of its row groups for the projected columns (ranged reads), a CSV piece
+//! comes from its file's [`CsvSplitter`], which streams the file once and cuts it at record
+//! boundaries. Decoding is left to the workers.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
 use futures::StreamExt;
+use object_store::ObjectStore;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
 
-use crate::plan::Plan;
+use crate::plan::{Part, Plan};
+use crate::split::{CsvPiece, CsvSplitter, FetchedChunks, fetch_row_groups};
 
-/// The bytes of one mini-batch's files, in file order.
+/// What reading one item gave.
+pub enum ItemBytes {
+    /// A whole file.
+    Whole(Bytes),
+    /// The column chunks of a Parquet piece's row groups.
+    RowGroups(FetchedChunks),
+    /// A CSV piece: the header and the piece's records.
+    Csv(CsvPiece),
+}
+
+/// The bytes of one mini-batch's items, in item order.
 pub struct Fetched {
     pub mini_batch: usize,
-    pub bytes: Vec<Result<Bytes, String>>,
+    pub bytes: Vec<Result<ItemBytes, String>>,
     /// Seconds from the first request to the last byte.
     pub seconds: f64,
 }
 
 /// Reads one whole object.
 pub async fn fetch_one(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<Bytes, String> {
-    let get = store.get(path).await.map_err(|e| format!("cannot read: {e}"))?;
-    get.bytes().await.map_err(|e| format!("cannot read: {e}"))
+    crate::storage::get_bytes(store, path).await.map_err(|e| format!("cannot read: {e}"))
 }
 
-/// Fetches every mini-batch of `plan` in order and sends it on `tx`; stops early on `cancel`.
-pub async fn run_reader(
+/// Reads the items of a plan. Shared by the reader task and the workers, which re-read an
+/// item whose read failed.
+pub struct ItemReader {
     store: Arc<dyn ObjectStore>,
     plan: Arc<Plan>,
+    /// The columns to fetch from Parquet pieces; `None` for all.
+    columns: Option<Vec<String>>,
+    /// One per CSV file cut into pieces, by file index.
+    splitters: HashMap<usize, CsvSplitter>,
+}
+
+impl ItemReader {
+    /// `columns`: the columns the decoder needs (`None`: every column).
+    pub fn new(store: Arc<dyn ObjectStore>, plan: Arc<Plan>, columns: Option<Vec<String>>) -> ItemReader {
+        let mut cuts: HashMap<usize, Vec<u64>> = HashMap::new();
+        for item in &plan.items {
+            if let Part::CsvRecords { bytes, .. } = &item.part {
+                cuts.entry(item.file).or_insert_with(|| vec![bytes.start]).push(bytes.end);
+            }
+        }
+        let splitters = cuts
+            .into_iter()
+            .map(|(file, cuts)| {
+                let f = &plan.files[file];
+                (file, CsvSplitter::new(store.clone(), f.path.clone(), f.size, cuts.into()))
+            })
+            .collect();
+        ItemReader { store, plan, columns, splitters }
+    }
+
+    /// Reads item `item` of the plan.
+    pub async fn fetch(&self, item: usize) -> Result<ItemBytes, String> {
+        let it = &self.plan.items[item];
+        let file = &self.plan.files[it.file];
+        match &it.part {
+            Part::Whole => fetch_one(&self.store, &file.path).await.map(ItemBytes::Whole),
+            Part::RowGroups { groups, footer, .. } => {
+                fetch_row_groups(&self.store, &file.path, file.size, footer, groups.clone(), self.columns.as_deref())
+                    .await
+                    .map(ItemBytes::RowGroups)
+            }
+            Part::CsvRecords { piece, .. } => match self.splitters.get(&it.file) {
+                Some(s) => s.piece(*piece).await.map(ItemBytes::Csv),
+                None => Err(format!("no reader for the pieces of {} (an internal error; please report it)", file.rel)),
+            },
+        }
+    }
+}
+
+/// Fetches every mini-batch of the plan in order and sends it on `tx`; stops early on `cancel`.
+pub async fn run_reader(
+    reader: Arc<ItemReader>,
     tx: flume::Sender<Fetched>,
     cancel: Arc<AtomicBool>,
     ahead: usize,
     io_concurrency: usize,
 ) {
-    let batches = plan.mini_batches.clone().into_iter().enumerate();
+    let batches = reader.plan.mini_batches.clone().into_iter().enumerate();
     let mut stream = futures::stream::iter(batches)
         .map(|(id, range)| {
-            let store = store.clone();
-            let plan = plan.clone();
+            let reader = reader.clone();
             let cancel = cancel.clone();
             async move {
                 let started = Instant::now();
@@ -53,9 +116,8 @@ pub async fn run_reader(
                 }
                 let bytes = futures::stream::iter(range)
                     .map(|i| {
-                        let store = store.clone();
-                        let path = plan.files[i].path.clone();
-                        async move { fetch_one(&store, &path).await }
+                        let reader = reader.clone();
+                        async move { reader.fetch(i).await }
                     })
                     .buffered(io_concurrency)
                     .collect::<Vec<_>>()

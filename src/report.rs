@@ -14,13 +14,22 @@ pub enum JobStatus {
     Failed,
 }
 
-/// One failed item (a file, or a row of a tabular file), or a group of rows that failed together.
+/// One failed item (a file, a piece of a split file, or a row of a tabular file), or a group of
+/// rows that failed together.
 #[derive(Debug, Clone, Serialize)]
 pub struct FailureRecord {
     pub file: String,
     /// The row in the file, for a row failure; absent when the whole file failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub row: Option<u64>,
+    /// For a piece of a split file that failed as a whole: which piece (`rows 0-24999`,
+    /// `bytes 0-67108863`), as `mini_batches.csv` names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub piece: Option<String>,
+    /// ... and its first and last rows, when known (always for Parquet pieces; for a CSV piece
+    /// once it was read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<[u64; 2]>,
     /// How many items this record covers (rows of a file that failed as a whole).
     pub items: u64,
     pub mini_batch: usize,
@@ -32,7 +41,8 @@ pub struct FailureRecord {
 #[derive(Debug, Clone, Serialize)]
 pub struct MiniBatchRecord {
     pub id: usize,
-    /// The files, separated by `;`.
+    /// The files, separated by `;`; a piece of a split file is named with its range in brackets:
+    /// `big.parquet[rows 0-24999]`, `big.csv[bytes 0-67108863]`.
     pub files: String,
     pub attempts: u32,
     /// completed, partial (some items failed), failed (nothing scored), stopped (the job stopped

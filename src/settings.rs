@@ -77,6 +77,110 @@ pub enum ProgressMode {
     Off,
 }
 
+/// How inputs are cut into mini-batches.
+///
+/// `mini_batch_size` is a count of files (Azure ML's form for file inputs, and the default: 10
+/// files), or a size such as `64MB` (Azure ML's form for tabular data); `mini_batch_rows` is
+/// batchscore's own. With rows or a size, small tabular files are grouped whole until the target
+/// is reached and larger ones are cut into pieces (Parquet row groups, CSV byte ranges cut at
+/// record boundaries), so one large file is not one unit of work. Images take the count form only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MiniBatchTarget {
+    /// Files per mini-batch.
+    Files(usize),
+    /// About this many rows per mini-batch (tabular inputs).
+    Rows(u64),
+    /// About this many input bytes per mini-batch (tabular inputs).
+    Bytes(u64),
+}
+
+impl MiniBatchTarget {
+    /// Whether tabular files may be cut below file level.
+    pub fn splits(self) -> bool {
+        !matches!(self, MiniBatchTarget::Files(_))
+    }
+
+    /// The setting as a user writes it, for messages: `mini_batch_size 10`, `mini_batch_rows 5000`,
+    /// `mini_batch_size 64MB`.
+    pub fn describe(self) -> String {
+        match self {
+            MiniBatchTarget::Files(n) => format!("mini_batch_size {n}"),
+            MiniBatchTarget::Rows(n) => format!("mini_batch_rows {n}"),
+            MiniBatchTarget::Bytes(b) => format!("mini_batch_size {}", format_byte_size(b)),
+        }
+    }
+}
+
+/// In the job report, the form the user chose, under the name they used:
+/// `"mini_batch_size": 10`, `"mini_batch_rows": 5000`, or
+/// `"mini_batch_size": "64MB", "mini_batch_bytes": 67108864`.
+impl serde::Serialize for MiniBatchTarget {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match *self {
+            MiniBatchTarget::Files(n) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("mini_batch_size", &n)?;
+                m.end()
+            }
+            MiniBatchTarget::Rows(n) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("mini_batch_rows", &n)?;
+                m.end()
+            }
+            MiniBatchTarget::Bytes(b) => {
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("mini_batch_size", &format_byte_size(b))?;
+                m.serialize_entry("mini_batch_bytes", &b)?;
+                m.end()
+            }
+        }
+    }
+}
+
+/// Parses a size such as `64MB`, `1.5 GB`, `512KB` or `1048576B` (case-insensitive). Units are
+/// binary, as Azure ML's are: KB = 1024 bytes, MB = 1024 KB, GB = 1024 MB, TB = 1024 GB
+/// (`KiB`, `MiB`, `GiB`, `TiB` mean the same). A plain number is not a size: it is a count of
+/// files, the other form of `mini_batch_size`. Returns `None` unless the result is >= 1 byte.
+pub fn parse_byte_size(s: &str) -> Option<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| c.is_ascii_alphabetic())?;
+    let (num, unit) = t.split_at(split);
+    let factor: u64 = match unit.trim() {
+        "b" => 1,
+        "kb" | "kib" => 1 << 10,
+        "mb" | "mib" => 1 << 20,
+        "gb" | "gib" => 1 << 30,
+        "tb" | "tib" => 1 << 40,
+        _ => return None,
+    };
+    let num = num.trim();
+    if num.is_empty() || !num.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return None;
+    }
+    let bytes = if let Ok(n) = num.parse::<u64>() {
+        n.checked_mul(factor)?
+    } else {
+        let x = num.parse::<f64>().ok()? * factor as f64;
+        // u64::MAX as f64 rounds up to 2^64; stay well inside.
+        if !x.is_finite() || x >= 1.8e19 {
+            return None;
+        }
+        x.round() as u64
+    };
+    (bytes >= 1).then_some(bytes)
+}
+
+/// A byte count in the largest unit that divides it exactly: `64MB`, `1536KB`, `1000B`.
+pub fn format_byte_size(b: u64) -> String {
+    for (unit, factor) in [("TB", 1u64 << 40), ("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)] {
+        if b >= factor && b.is_multiple_of(factor) {
+            return format!("{}{unit}", b / factor);
+        }
+    }
+    format!("{b}B")
+}
+
 /// Image preprocessing options as given; each `None` is derived from the model's input shape.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct ImageOptions {
@@ -98,6 +202,8 @@ pub struct RawSettings {
     pub input: Option<String>,
     pub output: Option<String>,
     pub mini_batch_size: Option<String>,
+    /// Rows per mini-batch for tabular inputs (`mini_batch_rows`).
+    pub mini_batch_rows: Option<String>,
     pub max_concurrency: Option<String>,
     pub instance_count: Option<String>,
     pub output_action: Option<String>,
@@ -111,6 +217,7 @@ pub struct RawSettings {
     pub passthrough: Option<Vec<String>>,
     pub batch_size: Option<String>,
     pub intra_threads: Option<String>,
+    pub device: Option<String>,
     pub image_size: Option<String>,
     pub channels: Option<String>,
     pub scale: Option<String>,
@@ -136,7 +243,14 @@ pub struct Settings {
     pub output: String,
     /// Settings of the remote stores; reported by key only.
     pub storage_options: StorageOptions,
+    /// Files per mini-batch in the count form of `mini_batch_size` (10 when another form is
+    /// used). What the job follows is [`Settings::mini_batch`]; this plain count is kept for
+    /// callers that only know file counts. Reported through `mini_batch`.
+    #[serde(skip)]
     pub mini_batch_size: usize,
+    /// How inputs are cut into mini-batches: files, rows or bytes.
+    #[serde(flatten)]
+    pub mini_batch: MiniBatchTarget,
     pub max_concurrency: usize,
     pub instance_count: usize,
     pub output_action: OutputAction,
@@ -155,6 +269,8 @@ pub struct Settings {
     pub batch_size: Option<usize>,
     /// ONNX Runtime intra-op threads per worker session; `None`: cores / workers.
     pub intra_threads: Option<usize>,
+    /// Where the model runs: the CPU or a CUDA GPU.
+    pub device: Device,
     pub image: ImageOptions,
     pub progress: ProgressMode,
     /// Seconds between plain progress lines.
@@ -163,6 +279,41 @@ pub struct Settings {
 
 fn serialize_redacted<S: serde::Serializer>(v: &str, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&redact(v))
+}
+
+/// Where the model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Device {
+    #[default]
+    Cpu,
+    /// ONNX Runtime's CUDA execution provider on the GPU of this index.
+    Cuda(u32),
+}
+
+impl Device {
+    /// `cpu`, `cuda` (GPU 0) or `cuda:N`.
+    pub fn parse(v: &str) -> Option<Device> {
+        match v.to_ascii_lowercase().as_str() {
+            "cpu" => Some(Device::Cpu),
+            "cuda" | "gpu" => Some(Device::Cuda(0)),
+            other => other.strip_prefix("cuda:").and_then(|n| n.parse().ok()).map(Device::Cuda),
+        }
+    }
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Device::Cpu => f.write_str("cpu"),
+            Device::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl serde::Serialize for Device {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// A setting that could not be used, naming where it came from and what to do.
@@ -188,15 +339,22 @@ pub enum ConfigError {
 
 impl RawSettings {
     /// `self` (flags) over `other` (deployment file): a value set here wins.
-    pub fn over(self, other: RawSettings) -> RawSettings {
+    pub fn over(self, mut other: RawSettings) -> RawSettings {
         macro_rules! pick {
             ($($f:ident),*) => { RawSettings { $($f: self.$f.or(other.$f)),* } };
+        }
+        // The mini-batch target is one setting in three forms: a flag for one form replaces
+        // the file's choice whatever its form, rather than clashing with it.
+        if self.mini_batch_size.is_some() || self.mini_batch_rows.is_some() {
+            other.mini_batch_size = None;
+            other.mini_batch_rows = None;
         }
         pick!(
             model,
             input,
             output,
             mini_batch_size,
+            mini_batch_rows,
             max_concurrency,
             instance_count,
             output_action,
@@ -210,6 +368,7 @@ impl RawSettings {
             passthrough,
             batch_size,
             intra_threads,
+            device,
             image_size,
             channels,
             scale,
@@ -246,7 +405,11 @@ impl RawSettings {
             hint: "pass --output with a folder that does not exist yet".into(),
         })?;
 
-        let mini_batch_size = parse_count(&self.mini_batch_size, "mini_batch_size", 10, 1, &bad)?;
+        let mini_batch = resolve_mini_batch(self.mini_batch_size.as_deref(), self.mini_batch_rows.as_deref(), &bad)?;
+        let mini_batch_size = match mini_batch {
+            MiniBatchTarget::Files(n) => n,
+            _ => 10,
+        };
         let max_concurrency = parse_count(&self.max_concurrency, "max_concurrency", cores, 1, &bad)?;
         let instance_count = parse_count(&self.instance_count, "instance_count", 1, 1, &bad)?;
         let max_retries = parse_count(&self.max_retries, "max_retries", 3, 0, &bad)? as u32;
@@ -328,6 +491,12 @@ impl RawSettings {
         let batch_size = match &self.batch_size {
             None => None,
             Some(v) => Some(parse_count(&Some(v.clone()), "batch_size", 1, 1, &bad)?),
+        };
+        let device = match self.device.as_deref().map(str::trim) {
+            None => Device::Cpu,
+            Some(v) => {
+                Device::parse(v).ok_or_else(|| bad("device", v, "use cpu, cuda or cuda:N (N: the GPU's index)"))?
+            }
         };
         let intra_threads = match &self.intra_threads {
             None => None,
@@ -428,6 +597,7 @@ impl RawSettings {
             output,
             storage_options,
             mini_batch_size,
+            mini_batch,
             max_concurrency,
             instance_count,
             output_action,
@@ -442,10 +612,57 @@ impl RawSettings {
             passthrough,
             batch_size,
             intra_threads,
+            device,
             image,
             progress,
             progress_interval,
         })
+    }
+}
+
+/// `mini_batch_size` (a count of files, or a size) and `mini_batch_rows`: at most one of them.
+fn resolve_mini_batch(
+    size: Option<&str>,
+    rows: Option<&str>,
+    bad: &dyn Fn(&str, &str, &str) -> ConfigError,
+) -> Result<MiniBatchTarget, ConfigError> {
+    match (size, rows) {
+        (Some(s), Some(r)) => Err(bad(
+            "mini_batch_rows",
+            r,
+            &format!(
+                "mini_batch_size ({}) is set too; a mini-batch is cut by files (mini_batch_size: 10), by input \
+                 size (mini_batch_size: 64MB) or by rows (mini_batch_rows: 5000): give only one of them",
+                s.trim()
+            ),
+        )),
+        (None, Some(r)) => match r.trim().parse::<u64>() {
+            Ok(n) if n >= 1 => Ok(MiniBatchTarget::Rows(n)),
+            _ => Err(bad("mini_batch_rows", r, "give the rows per mini-batch, a whole number >= 1, e.g. 50000")),
+        },
+        (Some(s), None) => {
+            let t = s.trim();
+            if t.chars().all(|c| c.is_ascii_digit()) && !t.is_empty() {
+                match t.parse::<usize>() {
+                    Ok(n) if n >= 1 => Ok(MiniBatchTarget::Files(n)),
+                    _ => Err(bad(
+                        "mini_batch_size",
+                        s,
+                        "give a number of files >= 1 (e.g. 10), or for tabular inputs a size such as 64MB",
+                    )),
+                }
+            } else {
+                parse_byte_size(t).map(MiniBatchTarget::Bytes).ok_or_else(|| {
+                    bad(
+                        "mini_batch_size",
+                        s,
+                        "give a number of files >= 1 (e.g. 10), or for tabular inputs a size with a unit: \
+                         B, KB, MB or GB (e.g. 64MB, 1048576B)",
+                    )
+                })
+            }
+        }
+        (None, None) => Ok(MiniBatchTarget::Files(10)),
     }
 }
 
@@ -667,6 +884,8 @@ fn read_extension(v: &Value, origin: &str, dep: &mut Deployment) -> Result<(), C
             "passthrough" => s.passthrough = Some(list(v, origin, &name)?),
             "batch_size" => s.batch_size = Some(scalar(v, origin, &name)?),
             "intra_threads" => s.intra_threads = Some(scalar(v, origin, &name)?),
+            "device" => s.device = Some(scalar(v, origin, &name)?),
+            "mini_batch_rows" => s.mini_batch_rows = Some(scalar(v, origin, &name)?),
             "image_size" => s.image_size = Some(scalar(v, origin, &name)?),
             "channels" => s.channels = Some(scalar(v, origin, &name)?),
             "scale" => s.scale = Some(scalar(v, origin, &name)?),
@@ -679,8 +898,8 @@ fn read_extension(v: &Value, origin: &str, dep: &mut Deployment) -> Result<(), C
                     origin,
                     &name,
                     v,
-                    "unknown batchscore option; known: pattern, features, passthrough, batch_size, intra_threads, \
-                     image_size, channels, scale, mean, std, layout, resize",
+                    "unknown batchscore option; known: pattern, features, passthrough, batch_size, intra_threads, device, \
+                     mini_batch_rows, image_size, channels, scale, mean, std, layout, resize",
                 ));
             }
         }
@@ -770,6 +989,55 @@ mod tests {
             RawSettings { mini_batch_size: Some("7".into()), max_retries: Some("5".into()), ..Default::default() };
         let s = flags.over(file).resolve("x").unwrap();
         assert_eq!((s.mini_batch_size, s.max_retries), (3, 5));
+    }
+
+    #[test]
+    fn byte_sizes_parse_in_binary_units() {
+        assert_eq!(parse_byte_size("64MB"), Some(64 << 20));
+        assert_eq!(parse_byte_size(" 64 mb "), Some(64 << 20));
+        assert_eq!(parse_byte_size("1KB"), Some(1024));
+        assert_eq!(parse_byte_size("1kib"), Some(1024));
+        assert_eq!(parse_byte_size("1048576B"), Some(1 << 20));
+        assert_eq!(parse_byte_size("1.5GB"), Some(3 << 29));
+        assert_eq!(parse_byte_size("2TB"), Some(2 << 40));
+        for bad in ["64", "MB", "0KB", "0.0001B", "-1MB", "1e3MB", "12XB", "1.2.3MB", "99999999999TB", ""] {
+            assert_eq!(parse_byte_size(bad), None, "{bad:?}");
+        }
+        assert_eq!(format_byte_size(64 << 20), "64MB");
+        assert_eq!(format_byte_size(1536), "1536B");
+        assert_eq!(format_byte_size(3 << 29), "1536MB");
+        assert_eq!(format_byte_size(1000), "1000B");
+    }
+
+    #[test]
+    fn mini_batch_forms_and_their_clashes() {
+        let with = |size: Option<&str>, rows: Option<&str>| RawSettings {
+            mini_batch_size: size.map(str::to_string),
+            mini_batch_rows: rows.map(str::to_string),
+            ..raw()
+        };
+        assert_eq!(raw().resolve("f").unwrap().mini_batch, MiniBatchTarget::Files(10));
+        let s = with(Some("3"), None).resolve("f").unwrap();
+        assert_eq!((s.mini_batch, s.mini_batch_size), (MiniBatchTarget::Files(3), 3));
+        assert_eq!(with(Some("64MB"), None).resolve("f").unwrap().mini_batch, MiniBatchTarget::Bytes(64 << 20));
+        assert_eq!(with(None, Some("500")).resolve("f").unwrap().mini_batch, MiniBatchTarget::Rows(500));
+        let e = with(Some("64MB"), Some("500")).resolve("f").unwrap_err().to_string();
+        assert!(e.contains("mini_batch_rows") && e.contains("mini_batch_size (64MB)"), "{e}");
+        let e = with(None, Some("0")).resolve("f").unwrap_err().to_string();
+        assert!(e.contains("mini_batch_rows") && e.contains(">= 1"), "{e}");
+        let e = with(Some("12XB"), None).resolve("f").unwrap_err().to_string();
+        assert!(e.contains("mini_batch_size") && e.contains("12XB") && e.contains("64MB"), "{e}");
+        // A flag for one form replaces the deployment file's other form.
+        let s = with(None, Some("20")).over(RawSettings { mini_batch_size: Some("2".into()), ..Default::default() });
+        assert_eq!(s.resolve("f").unwrap().mini_batch, MiniBatchTarget::Rows(20));
+        // The report names the form used.
+        let json = |t: MiniBatchTarget| serde_json::to_value(t).unwrap();
+        assert_eq!(json(MiniBatchTarget::Files(10)), serde_json::json!({"mini_batch_size": 10}));
+        assert_eq!(json(MiniBatchTarget::Rows(20)), serde_json::json!({"mini_batch_rows": 20}));
+        assert_eq!(
+            json(MiniBatchTarget::Bytes(1024)),
+            serde_json::json!({"mini_batch_size": "1KB", "mini_batch_bytes": 1024})
+        );
     }
 
     #[test]

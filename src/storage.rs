@@ -144,6 +144,28 @@ fn local_store() -> Arc<dyn ObjectStore> {
     LOCAL.get_or_init(|| Arc::new(LocalFileSystem::new())).clone()
 }
 
+type Registry = std::sync::RwLock<Vec<(String, Arc<dyn ObjectStore>)>>;
+
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+/// Makes `<scheme>://path` URLs resolve to `store` in this process: for programs that embed
+/// batchscore with a store of their own (a wrapper adding metrics, caching, or faults in tests).
+/// Built-in schemes cannot be replaced.
+pub fn register_scheme(scheme: &str, store: Arc<dyn ObjectStore>) {
+    let scheme = scheme.to_ascii_lowercase();
+    let mut reg = registry().write().unwrap_or_else(|e| e.into_inner());
+    reg.retain(|(s, _)| *s != scheme);
+    reg.push((scheme, store));
+}
+
+fn registered(scheme: &str) -> Option<Arc<dyn ObjectStore>> {
+    let reg = registry().read().unwrap_or_else(|e| e.into_inner());
+    reg.iter().find(|(s, _)| s == scheme).map(|(_, store)| store.clone())
+}
+
 /// Retries of one request to a remote store: object_store retries throttling (429), server
 /// errors (5xx), timeouts and dropped connections with exponential backoff (and resumes a
 /// download cut off mid-body); client errors such as 403 or 404 are not retried.
@@ -193,7 +215,21 @@ impl Location {
                 let url = url::Url::parse(trimmed).map_err(|e| invalid(e.to_string()))?;
                 Self::remote(url, options)
             }
-            _ => Err(StorageError::Unsupported { url: redact(trimmed), scheme }),
+            _ => match registered(&scheme) {
+                Some(store) => {
+                    let rest = &trimmed[scheme.len() + "://".len()..];
+                    let path = Path::parse(rest.trim_matches('/')).map_err(|e| invalid(e.to_string()))?;
+                    Ok(Location {
+                        store,
+                        display: format!("{scheme}://{path}"),
+                        path,
+                        local: None,
+                        kind: "registered",
+                        root: format!("{scheme}://"),
+                    })
+                }
+                None => Err(StorageError::Unsupported { url: redact(trimmed), scheme }),
+            },
         }
     }
 
@@ -304,6 +340,12 @@ impl Location {
     pub fn hint(&self, e: &object_store::Error) -> &'static str {
         use object_store::Error as E;
         match e {
+            E::Generic { .. } if matches!(client_error_status(&e.to_string()), Some(401 | 403)) => {
+                "check the credentials: AWS_*, AZURE_STORAGE_* or GOOGLE_* environment variables, or --storage-option"
+            }
+            E::Generic { .. } if client_error_status(&e.to_string()) == Some(404) => {
+                "check the bucket or container name and the path"
+            }
             E::PermissionDenied { .. } | E::Unauthenticated { .. } => {
                 "check the credentials: AWS_*, AZURE_STORAGE_* or GOOGLE_* environment variables, or --storage-option"
             }
@@ -320,6 +362,178 @@ impl Location {
     pub fn relative(&self, child: &Path) -> Option<String> {
         let parts: Vec<_> = child.prefix_match(&self.path)?.map(|p| p.as_ref().to_string()).collect();
         Some(parts.join("/"))
+    }
+}
+
+/// How batchscore retries a store operation on top of the store's own retries.
+///
+/// object_store's HTTP stores already retry throttling, 5xx, timeouts and dropped connections
+/// per request. This outer layer covers what gets past them (a store outage longer than their
+/// retry window, a stalled request on a store without client timeouts, errors of embedded
+/// stores) for whole operations: list, head, get (until the response starts), put, copy.
+/// Only errors that can be transient are retried; not found, permission denied, unauthenticated,
+/// already exists, precondition failed and not supported fail at once.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    pub first_backoff: std::time::Duration,
+    pub max_backoff: std::time::Duration,
+    /// An attempt that has not answered in this time is abandoned and retried.
+    pub attempt_timeout: std::time::Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 4,
+            first_backoff: std::time::Duration::from_millis(200),
+            max_backoff: std::time::Duration::from_secs(5),
+            attempt_timeout: std::time::Duration::from_secs(120),
+        }
+    }
+}
+
+static POLICY: std::sync::RwLock<Option<RetryPolicy>> = std::sync::RwLock::new(None);
+static RETRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Sets the retry policy of this process (embedding programs, tests).
+pub fn set_retry_policy(policy: RetryPolicy) {
+    *POLICY.write().unwrap_or_else(|e| e.into_inner()) = Some(policy);
+}
+
+pub fn retry_policy() -> RetryPolicy {
+    POLICY.read().unwrap_or_else(|e| e.into_inner()).unwrap_or_default()
+}
+
+/// Store operations retried so far in this process.
+pub fn store_retries() -> u64 {
+    RETRIES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Whether an error may go away if the operation is tried again.
+///
+/// object_store maps few HTTP statuses to error kinds (a 403 on an Azure listing is `Generic`),
+/// so a client error status (4xx other than 408 and 429) found in the message is permanent too:
+/// the store's own retries have already given up on it, and it would answer the same again.
+pub fn is_transient(e: &object_store::Error) -> bool {
+    match e {
+        object_store::Error::Generic { .. } => client_error_status(&e.to_string()).is_none(),
+        object_store::Error::JoinError { .. } => true,
+        _ => false,
+    }
+}
+
+/// A 4xx status (but 408 and 429) in an object_store error message, e.g. "status code: 403".
+fn client_error_status(message: &str) -> Option<u16> {
+    message.match_indices("status code: ").find_map(|(i, m)| {
+        let code: u16 = message.get(i + m.len()..i + m.len() + 3)?.parse().ok()?;
+        ((400..500).contains(&code) && code != 408 && code != 429).then_some(code)
+    })
+}
+
+/// Runs `op` (given the attempt number, from 1) under [`retry_policy`]. `what` names the
+/// operation and URL for the log; it must not hold credentials.
+pub async fn with_retries<T, F, Fut>(what: &str, mut op: F) -> Result<T, object_store::Error>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<T, object_store::Error>>,
+{
+    let policy = retry_policy();
+    let mut backoff = policy.first_backoff;
+    let mut attempt = 1;
+    loop {
+        let error = match tokio::time::timeout(policy.attempt_timeout, op(attempt)).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) if !is_transient(&e) => return Err(e),
+            Ok(Err(e)) => e,
+            Err(_) => object_store::Error::Generic {
+                store: "batchscore",
+                source: format!("no answer in {:.1} s", policy.attempt_timeout.as_secs_f64()).into(),
+            },
+        };
+        if attempt >= policy.attempts {
+            return Err(error);
+        }
+        RETRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!("{what}: {error}; retry {attempt} of {} in {:.1} s", policy.attempts - 1, backoff.as_secs_f64());
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(policy.max_backoff);
+        attempt += 1;
+    }
+}
+
+/// Reads one whole object, retrying transient errors.
+pub async fn get_bytes(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<bytes::Bytes, object_store::Error> {
+    use object_store::ObjectStoreExt;
+    with_retries(&format!("GET {path}"), |_| async move { store.get(path).await?.bytes().await }).await
+}
+
+/// A store whose single-request writes in overwrite mode are retried with [`with_retries`]:
+/// such a put can be repeated without harm, so staging uploads (see `commit.rs`) survive
+/// transient errors. Create-only puts and copies are retried by their callers, which know how
+/// to tell their own earlier success from someone else's object. Parts of a multipart upload
+/// are not repeated here (a second `put_part` would be a new part); object_store's HTTP
+/// stores retry each part request themselves.
+#[derive(Debug)]
+pub struct RetryingWrites(pub Arc<dyn ObjectStore>);
+
+impl std::fmt::Display for RetryingWrites {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RetryingWrites({})", self.0)
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for RetryingWrites {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: object_store::PutPayload,
+        opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        if !matches!(opts.mode, object_store::PutMode::Overwrite) {
+            return self.0.put_opts(location, payload, opts).await;
+        }
+        with_retries(&format!("write {location}"), |_| self.0.put_opts(location, payload.clone(), opts.clone())).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        with_retries(&format!("start upload {location}"), |_| self.0.put_multipart_opts(location, opts.clone())).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        self.0.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: futures::stream::BoxStream<'static, object_store::Result<Path>>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<Path>> {
+        self.0.delete_stream(locations)
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&Path>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.0.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<object_store::ListResult> {
+        self.0.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: object_store::CopyOptions) -> object_store::Result<()> {
+        self.0.copy_opts(from, to, options).await
     }
 }
 
@@ -402,6 +616,16 @@ mod tests {
         let e = StorageOptions::parse(&["TOPSECRET"]).unwrap_err().to_string();
         assert!(e.contains("key=value"), "{e}");
         assert_eq!(redact("https://user:pw@host/a?sig=x#f"), "https://host/a");
+    }
+
+    #[test]
+    fn client_errors_are_permanent() {
+        let e = |m: &str| object_store::Error::Generic { store: "t", source: m.to_string().into() };
+        assert!(!is_transient(&e("Server returned non-2xx status code: 403 Forbidden: <Error>")));
+        assert!(is_transient(&e("Server returned non-2xx status code: 503 Service Unavailable")));
+        assert!(is_transient(&e("Server returned non-2xx status code: 429 Too Many Requests")));
+        assert!(is_transient(&e("error sending request: connection reset")));
+        assert!(!is_transient(&object_store::Error::NotFound { path: "x".into(), source: "gone".into() }));
     }
 
     #[test]

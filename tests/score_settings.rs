@@ -336,3 +336,20 @@ fn mean_color_with_a_dynamic_size_follows_the_options() {
     assert_eq!(spec["size"], serde_json::json!([32, 32]), "{spec}");
     assert_ne!(spec, &Value::Null);
 }
+
+#[test]
+fn a_gpu_that_is_not_there_is_an_error_not_a_cpu_fallback() {
+    // CI has ONNX Runtime's CPU build and no GPU: --device cuda must refuse to start.
+    let (m, i) = (model("digits_mlp.onnx"), data("digits"));
+    let run = refused(
+        &iris_args(&m, &i, &["--device", "cuda"]),
+        &["--device cuda:0", "CUDA execution provider", "--device cpu"],
+    );
+    assert!(!run.stderr.contains("cannot load it"), "{}", run.stderr);
+    refused(&iris_args(&m, &i, &["--device", "tpu"]), &["device", "cuda:N"]);
+    // --device cpu is the default, spelled out.
+    let tmp = tempdir();
+    let (out, run) = run_with(tmp.path(), &iris_args(&m, &i, &["--device", "cpu"]));
+    run.expect_code(0);
+    assert_eq!(job_result(&out)["settings"]["device"], "cpu");
+}

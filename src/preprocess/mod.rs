@@ -57,6 +57,19 @@ pub struct DecodedFile {
     pub failed_rows: Vec<(u64, String)>,
 }
 
+/// A piece of a split tabular file, as read ([`crate::split`]).
+pub enum TabularPiece {
+    /// Row groups `groups` of a Parquet file: their fetched column chunks and the file's footer.
+    RowGroups {
+        chunks: crate::split::FetchedChunks,
+        footer: parquet::arrow::arrow_reader::ArrowReaderMetadata,
+        groups: std::ops::Range<usize>,
+        first_row: u64,
+    },
+    /// CSV: the file's header and the piece's records.
+    Csv(crate::split::CsvPiece),
+}
+
 /// Why a whole file could not be decoded. Deterministic: retrying does not help.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -148,6 +161,37 @@ impl Feeder {
         match self {
             Feeder::Image { input, spec } => image::decode(spec, input, name, &bytes),
             Feeder::Matrix { .. } | Feeder::Named { .. } => tabular::decode(self, kind, name, bytes),
+        }
+    }
+
+    /// Decodes a piece of a tabular file. `name` is the file's path, for messages; row numbers
+    /// are the file's.
+    pub fn decode_piece(&self, name: &str, piece: TabularPiece) -> Result<DecodedFile, DecodeError> {
+        if matches!(self, Feeder::Image { .. }) {
+            return Err(DecodeError(format!("{name}: a piece of a tabular file cannot feed an image model")));
+        }
+        let src = match piece {
+            TabularPiece::RowGroups { chunks, footer, groups, first_row } => {
+                tabular::Source::RowGroups { chunks, footer, groups: groups.collect(), first_row }
+            }
+            TabularPiece::Csv(p) => {
+                tabular::Source::Csv { bytes: p.bytes, first_row: p.first_row, line_offset: p.line_offset }
+            }
+        };
+        tabular::decode_source(self, name, src)
+    }
+
+    /// The columns decoding reads from a tabular file, so that only these are fetched from
+    /// Parquet pieces; `None` when every column is needed (the features are "all the others").
+    pub fn columns(&self) -> Option<Vec<String>> {
+        match self {
+            Feeder::Matrix { columns: Some(c), passthrough, .. } => {
+                Some(c.iter().chain(passthrough).cloned().collect())
+            }
+            Feeder::Matrix { columns: None, .. } | Feeder::Image { .. } => None,
+            Feeder::Named { inputs, passthrough } => {
+                Some(inputs.iter().map(|i| i.name.clone()).chain(passthrough.iter().cloned()).collect())
+            }
         }
     }
 

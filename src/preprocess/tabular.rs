@@ -6,6 +6,12 @@
 //! column, instead of failing the file. Feature columns are then cast to the model's element
 //! type; a value that cannot be cast, or is missing, fails its row. Pass-through columns keep
 //! their type (CSV columns are typed by a simple per-file inference: integer, float, or text).
+//!
+//! A piece of a split file ([`crate::split`]) decodes the same way: a CSV piece is the header
+//! and whole records, a Parquet piece is the fetched column chunks of some row groups, decoded
+//! with the footer read at plan time. Row numbers are the file's (the piece's first row is given),
+//! so the output is the same as the whole file's. (Pass-through columns of CSV pieces are typed
+//! per piece.)
 
 use std::sync::Arc;
 
@@ -14,11 +20,35 @@ use arrow::compute::{CastOptions, cast_with_options, filter};
 use arrow::datatypes::{DataType, Float32Type, Float64Type, Int32Type, Int64Type};
 use bytes::Bytes;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
+use parquet::file::reader::ChunkReader;
 
 use super::{DecodeError, DecodedFile, Feeder};
 use crate::model::{Buffer, ElemType};
 use crate::plan::FileKind;
+use crate::split::FetchedChunks;
+
+/// Where a table comes from: a whole file's bytes, or a piece of one.
+pub(super) enum Source {
+    /// CSV text: a header record, then records; the first is row `first_row` of the file, and
+    /// line `n` of the text is line `n + line_offset` of the file.
+    Csv { bytes: Bytes, first_row: u64, line_offset: u64 },
+    /// A whole Parquet file.
+    Parquet(Bytes),
+    /// Row groups `groups` of a Parquet file, from their fetched column chunks; the first row is
+    /// row `first_row` of the file.
+    RowGroups { chunks: FetchedChunks, footer: ArrowReaderMetadata, groups: Vec<usize>, first_row: u64 },
+}
+
+impl Source {
+    /// A whole file's bytes.
+    pub(super) fn whole(kind: FileKind, bytes: Bytes) -> Source {
+        match kind {
+            FileKind::Parquet => Source::Parquet(bytes),
+            _ => Source::Csv { bytes, first_row: 0, line_offset: 0 },
+        }
+    }
+}
 
 /// A table read from a file: column names, and batches holding them (all text for CSV).
 struct Table {
@@ -31,12 +61,17 @@ struct Table {
 }
 
 pub(super) fn decode(feeder: &Feeder, kind: FileKind, name: &str, bytes: Bytes) -> Result<DecodedFile, DecodeError> {
+    decode_source(feeder, name, Source::whole(kind, bytes))
+}
+
+pub(super) fn decode_source(feeder: &Feeder, name: &str, src: Source) -> Result<DecodedFile, DecodeError> {
+    let is_csv = matches!(src, Source::Csv { .. });
     let (features, inputs, passthrough): (Vec<String>, Vec<_>, &[String]) = match feeder {
         Feeder::Matrix { input, columns, passthrough } => {
             // Without --features we need the header to know the columns: read it first.
             let features = match columns {
                 Some(c) => c.clone(),
-                None => header(kind, name, &bytes)?.into_iter().filter(|c| !passthrough.contains(c)).collect(),
+                None => header(name, &src)?.into_iter().filter(|c| !passthrough.contains(c)).collect(),
             };
             if let Some(w) = input.row_len()
                 && features.len() != w
@@ -57,10 +92,16 @@ pub(super) fn decode(feeder: &Feeder, kind: FileKind, name: &str, bytes: Bytes) 
         Feeder::Image { .. } => unreachable!("tabular decode with an image feeder"),
     };
     let wanted: Vec<String> = features.iter().chain(passthrough.iter()).cloned().collect();
-    let table = match kind {
-        FileKind::Csv => read_csv(name, &bytes, &wanted)?,
-        FileKind::Parquet => read_parquet(name, bytes, &wanted)?,
-        FileKind::Image => unreachable!(),
+    let table = match src {
+        Source::Csv { bytes, first_row, line_offset } => read_csv(name, &bytes, &wanted, first_row, line_offset)?,
+        Source::Parquet(bytes) => {
+            let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| parquet_error(name, e))?;
+            read_parquet(name, builder, &wanted, 0)?
+        }
+        Source::RowGroups { chunks, footer, groups, first_row } => {
+            let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(chunks, footer).with_row_groups(groups);
+            read_parquet(name, builder, &wanted, first_row)?
+        }
     };
     if let Some(missing) = wanted.iter().find(|c| !table.columns.contains(c)) {
         let role = if passthrough.contains(missing) {
@@ -190,7 +231,7 @@ pub(super) fn decode(feeder: &Feeder, kind: FileKind, name: &str, bytes: Bytes) 
         } else {
             arrow::compute::concat(&refs).map_err(|e| DecodeError(format!("{name}: {e}")))?
         };
-        let joined = if kind == FileKind::Csv { infer_text_column(&joined) } else { joined };
+        let joined = if is_csv { infer_text_column(&joined) } else { joined };
         pass_cols.push(joined);
     }
 
@@ -280,9 +321,9 @@ fn interleave(buf: &mut Buffer, cols: &[&ArrayRef]) {
 }
 
 /// The column names of a file, read from its header (CSV) or footer (Parquet).
-fn header(kind: FileKind, name: &str, bytes: &Bytes) -> Result<Vec<String>, DecodeError> {
-    match kind {
-        FileKind::Csv => {
+fn header(name: &str, src: &Source) -> Result<Vec<String>, DecodeError> {
+    match src {
+        Source::Csv { bytes, .. } => {
             if bytes.is_empty() {
                 return Err(DecodeError(format!("{name}: the file is empty; a CSV input needs a header row")));
             }
@@ -290,12 +331,12 @@ fn header(kind: FileKind, name: &str, bytes: &Bytes) -> Result<Vec<String>, Deco
             let h = rdr.byte_headers().map_err(|e| DecodeError(format!("{name}: cannot read the CSV header: {e}")))?;
             Ok(h.iter().map(|f| String::from_utf8_lossy(f).trim().to_string()).collect())
         }
-        FileKind::Parquet => {
+        Source::Parquet(bytes) => {
             let builder =
                 ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(|e| parquet_error(name, e))?;
             Ok(builder.schema().fields().iter().map(|f| f.name().clone()).collect())
         }
-        FileKind::Image => unreachable!(),
+        Source::RowGroups { footer, .. } => Ok(footer.schema().fields().iter().map(|f| f.name().clone()).collect()),
     }
 }
 
@@ -303,8 +344,12 @@ fn parquet_error(name: &str, e: parquet::errors::ParquetError) -> DecodeError {
     DecodeError(format!("{name}: not a readable Parquet file: {e}"))
 }
 
-fn read_parquet(name: &str, bytes: Bytes, wanted: &[String]) -> Result<Table, DecodeError> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| parquet_error(name, e))?;
+fn read_parquet<T: ChunkReader + 'static>(
+    name: &str,
+    builder: ParquetRecordBatchReaderBuilder<T>,
+    wanted: &[String],
+    first_row: u64,
+) -> Result<Table, DecodeError> {
     let columns: Vec<String> = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
     let indices: Vec<usize> = wanted.iter().filter_map(|w| columns.iter().position(|c| c == w)).collect();
     let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
@@ -313,11 +358,17 @@ fn read_parquet(name: &str, bytes: Bytes, wanted: &[String]) -> Result<Table, De
     for b in reader {
         batches.push(b.map_err(|e| DecodeError(format!("{name}: cannot decode Parquet data: {e}")))?);
     }
-    let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    Ok(Table { columns, batches, failed_rows: Vec::new(), row_numbers: (0..total as u64).collect() })
+    let total = batches.iter().map(RecordBatch::num_rows).sum::<usize>() as u64;
+    Ok(Table { columns, batches, failed_rows: Vec::new(), row_numbers: (first_row..first_row + total).collect() })
 }
 
-fn read_csv(name: &str, bytes: &Bytes, wanted: &[String]) -> Result<Table, DecodeError> {
+fn read_csv(
+    name: &str,
+    bytes: &Bytes,
+    wanted: &[String],
+    first_row: u64,
+    line_offset: u64,
+) -> Result<Table, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError(format!("{name}: the file is empty; a CSV input needs a header row")));
     }
@@ -334,7 +385,7 @@ fn read_csv(name: &str, bytes: &Bytes, wanted: &[String]) -> Result<Table, Decod
     let mut row_numbers = Vec::new();
     let mut failed_rows = Vec::new();
     let mut record = csv::ByteRecord::new();
-    let mut row: u64 = 0;
+    let mut row: u64 = first_row;
     loop {
         match rdr.read_byte_record(&mut record) {
             Ok(false) => break,
@@ -344,7 +395,7 @@ fn read_csv(name: &str, bytes: &Bytes, wanted: &[String]) -> Result<Table, Decod
                         row,
                         format!(
                             "line {}: {} fields where the header has {}",
-                            record.position().map_or(0, |p| p.line()),
+                            record.position().map_or(0, |p| p.line() + line_offset),
                             record.len(),
                             columns.len()
                         ),

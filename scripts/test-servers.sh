@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Installs the real storage servers that the object-store integration tests start and stop
+# (tests/common/servers.rs), all from the package registries, all inside the repository:
+#   - Azurite (Microsoft's Azure Storage emulator) and `serve` (a static HTTP server with Range
+#     and HEAD support) from npm, into .tools/ (`npm ci` from the committed package-lock.json);
+#   - moto's S3 server (`moto_server`) from PyPI, into its own virtual environment .venv-servers/
+#     (kept apart from .venv/, which holds only the onnxruntime wheel installed with --no-deps).
+# Every version is pinned in scripts/test-servers/ (package.json, package-lock.json,
+# requirements.txt). Idempotent: a second run returns at once (stamp files named after a hash of
+# those pins, so changing a pin reinstalls).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PINS=scripts/test-servers
+PYTHON=${PYTHON:-python3}
+
+hash_of() { cat "$@" | sha256sum | cut -c1-16; }
+NPM_STAMP=".tools/.installed-$(hash_of "$PINS/package.json" "$PINS/package-lock.json")"
+PY_STAMP=".venv-servers/.installed-$(hash_of "$PINS/requirements.txt")"
+
+npm_ok() {
+  [ -f "$NPM_STAMP" ] && [ -x .tools/node_modules/.bin/azurite-blob ] && [ -x .tools/node_modules/.bin/serve ]
+}
+py_ok() { [ -f "$PY_STAMP" ] && [ -x .venv-servers/bin/moto_server ]; }
+
+if npm_ok && py_ok; then
+  exit 0
+fi
+
+started=$SECONDS
+
+install_npm() {
+  command -v npm >/dev/null || { echo "test-servers: npm not found; install Node.js 20 or newer" >&2; return 1; }
+  rm -rf .tools
+  mkdir -p .tools
+  cp "$PINS/package.json" "$PINS/package-lock.json" .tools/
+  npm ci --prefix .tools --no-audit --no-fund --loglevel=error
+  [ -x .tools/node_modules/.bin/azurite-blob ] && [ -x .tools/node_modules/.bin/serve ] || {
+    echo "test-servers: npm ci finished but azurite-blob or serve is missing under .tools/" >&2
+    return 1
+  }
+  touch "$NPM_STAMP"
+}
+
+install_py() {
+  command -v "$PYTHON" >/dev/null || { echo "test-servers: $PYTHON not found; install Python 3 with pip" >&2; return 1; }
+  rm -rf .venv-servers
+  "$PYTHON" -m venv .venv-servers
+  .venv-servers/bin/python -m pip install --disable-pip-version-check --quiet -r "$PINS/requirements.txt"
+  [ -x .venv-servers/bin/moto_server ] || { echo "test-servers: moto installed but moto_server is missing" >&2; return 1; }
+  touch "$PY_STAMP"
+}
+
+# The two installs are mostly network waits: run them side by side.
+pids=()
+if ! npm_ok; then install_npm & pids+=($!); fi
+if ! py_ok; then install_py & pids+=($!); fi
+failed=0
+for p in "${pids[@]}"; do wait "$p" || failed=1; done
+[ "$failed" = 0 ] || { echo "test-servers: install failed (see above)" >&2; exit 1; }
+
+echo "test-servers: Azurite $(.tools/node_modules/.bin/azurite-blob --version 2>/dev/null | tail -n1)," \
+  "serve $(node -p 'require("./.tools/node_modules/serve/package.json").version')," \
+  "moto $(.venv-servers/bin/python -c 'import moto; print(moto.__version__)')" \
+  "installed in $((SECONDS - started)) s"
