@@ -26,27 +26,7 @@ if [ ! -f "$DATA/.done-$FILES-$ROWS" ]; then
   echo "== generating $FILES x $ROWS rows into $DATA/x1"
   rm -rf "$DATA"
   mkdir -p "$DATA/x1" "$DATA/x20"
-  "$PYTHON" - "$DATA/x1" "$FILES" "$ROWS" <<'EOF'
-import sys
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-out, files, rows = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-columns = [
-    ("alcohol", 11.0, 14.9), ("malic_acid", 0.7, 5.8), ("ash", 1.3, 3.3),
-    ("alcalinity_of_ash", 10.6, 30.0), ("magnesium", 70.0, 162.0), ("total_phenols", 0.98, 3.88),
-    ("flavanoids", 0.34, 5.08), ("nonflavanoid_phenols", 0.13, 0.66), ("proanthocyanins", 0.41, 3.58),
-    ("color_intensity", 1.28, 13.0), ("hue", 0.48, 1.71), ("od280/od315_of_diluted_wines", 1.27, 4.0),
-    ("proline", 278.0, 1680.0),
-]
-for i in range(files):
-    rng = np.random.default_rng(5000 + i)
-    data = {"id": pa.array(np.arange(i * rows, (i + 1) * rows, dtype=np.int64))}
-    for name, lo, hi in columns:
-        data[name] = pa.array(np.round(rng.uniform(lo, hi, rows), 3))
-    pq.write_table(pa.table(data), f"{out}/part-{i:04d}.parquet", row_group_size=10000, compression="snappy")
-EOF
+  "$PYTHON" scripts/gen-wine.py "$DATA/x1" "$FILES" "$ROWS" --seed 5000 --row-group 10000
   for f in "$DATA"/x1/*.parquet; do
     base=$(basename "$f" .parquet)
     for k in $(seq -w 0 19); do ln "$f" "$DATA/x20/$base-copy$k.parquet"; done

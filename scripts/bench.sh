@@ -10,8 +10,8 @@
 # The e2e dataset is wine-like (models/wine_tensor.onnx: `id` + 13 float64 feature columns),
 # 100 files x 10,000 rows, generated once from fixed seeds by Python with numpy and pyarrow
 # (PYTHON, default .venv-models/bin/python; see models/README.md) into $BENCH_DATA
-# (default target/bench-data): parquet/part-NNN.parquet (snappy, row groups of 1000) and the same
-# rows as csv/part-NNN.csv. Outputs go to a new folder under target/bench-out/ per run.
+# (default target/bench-data): parquet/part-NNNN.parquet (snappy, row groups of 1000) and the same
+# rows as csv/part-NNNN.csv. Outputs go to a new folder under target/bench-out/ per run.
 # MAX_CONCURRENCY (default 2) sets --max-concurrency.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,31 +43,7 @@ generate() {
   echo "== generating $FILES x $ROWS rows into $DATA"
   rm -rf "$DATA"
   mkdir -p "$DATA/parquet" "$DATA/csv"
-  "$PYTHON" - "$DATA" "$FILES" "$ROWS" <<'EOF'
-import sys
-import numpy as np
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
-
-out, files, rows = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-# load_wine's 13 features with (roughly) their minimum and maximum.
-columns = [
-    ("alcohol", 11.0, 14.9), ("malic_acid", 0.7, 5.8), ("ash", 1.3, 3.3),
-    ("alcalinity_of_ash", 10.6, 30.0), ("magnesium", 70.0, 162.0), ("total_phenols", 0.98, 3.88),
-    ("flavanoids", 0.34, 5.08), ("nonflavanoid_phenols", 0.13, 0.66), ("proanthocyanins", 0.41, 3.58),
-    ("color_intensity", 1.28, 13.0), ("hue", 0.48, 1.71), ("od280/od315_of_diluted_wines", 1.27, 4.0),
-    ("proline", 278.0, 1680.0),
-]
-for i in range(files):
-    rng = np.random.default_rng(1000 + i)
-    data = {"id": pa.array(np.arange(i * rows, (i + 1) * rows, dtype=np.int64))}
-    for name, lo, hi in columns:
-        data[name] = pa.array(np.round(rng.uniform(lo, hi, rows), 3))
-    table = pa.table(data)
-    pq.write_table(table, f"{out}/parquet/part-{i:03d}.parquet", row_group_size=1000, compression="snappy")
-    pacsv.write_csv(table, f"{out}/csv/part-{i:03d}.csv")
-EOF
+  "$PYTHON" scripts/gen-wine.py "$DATA/parquet" "$FILES" "$ROWS" --seed 1000 --row-group 1000 --csv
   touch "$DATA/.done-$FILES-$ROWS"
   du -sh "$DATA/parquet" "$DATA/csv"
 }
