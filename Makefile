@@ -5,10 +5,14 @@
 CARGO ?= cargo
 STAMP := $(shell date -u +%Y%m%dT%H%M%SZ)
 
-.PHONY: setup build demo test check bench models clean-out
+.PHONY: setup test-setup build demo test check bench models clean-out
 
+# What running batchscore needs: the ONNX Runtime library.
 setup:
 	@scripts/setup.sh
+
+# What the tests need besides: the storage servers.
+test-setup: setup
 	@scripts/test-servers.sh
 
 build: setup
@@ -23,7 +27,7 @@ demo: build
 	  --output out/demo-digits-$(STAMP) --output-file-name predictions.parquet
 	@echo; echo "Outputs: out/demo-iris-$(STAMP) and out/demo-digits-$(STAMP) (predictions + logs/)"
 
-test: setup
+test: test-setup
 	$(CARGO) test --all-targets
 
 check:

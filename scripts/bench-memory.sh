@@ -4,13 +4,14 @@
 # time, peak RSS and rows/s for each. Reading is bounded (a few mini-batches ahead, bounded
 # channels) and the output is a streamed upload, so peak RSS should not grow with the dataset.
 #
-#   scripts/bench-memory.sh            1x = 100 files x 130,000 rows (about 1 GB), 20x = 2000 files (about 20 GB)
+#   scripts/bench-memory.sh            1x = 100 files x 130,000 rows (0.7 GB), 20x = 2000 files (13.4 GB)
 #   FILES=10 scripts/bench-memory.sh   a quick check (10 and 200 files)
 #
 # The 1x files are generated once from fixed seeds (numpy + pyarrow from .venv-models, see
 # models/README.md; PYTHON overrides) into $BENCH_DATA/mem (default target/bench-data/mem); the
 # 20x dataset holds 20 hard links to each, so it takes no extra disk for inputs. Outputs go to
-# target/bench-out/ and are removed after each run. MAX_CONCURRENCY (default: cores) is passed on.
+# target/bench-out/ and are removed after each run. MAX_CONCURRENCY (default: cores) and
+# MINI_BATCH (default 16MB, --mini-batch-size) are passed on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,10 @@ DATA=${BENCH_DATA:-target/bench-data}/mem
 FILES=${FILES:-100}
 ROWS=${ROWS:-130000}
 MAX_CONCURRENCY=${MAX_CONCURRENCY:-$(nproc)}
+# Memory in flight is a few mini-batches (prefetch + channels + workers): with the default of 10
+# files of 7 MB each that bound is over 1 GB and a short job never reaches it; a mini-batch of
+# 16 MB keeps the bound small and is reached by both datasets.
+MINI_BATCH=${MINI_BATCH:-16MB}
 
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(grep -m1 MemTotal /proc/meminfo | awk '{printf "%.0f GB", $2/1048576}'), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 
@@ -41,7 +46,7 @@ printf '\n| dataset | files | rows | input | wall | rows/s | peak RSS | output |
 for set in x1 x20; do
   out="target/bench-out/memory-$set-$$"
   cmd=(target/release/batchscore score --model models/wine_tensor.onnx --input "$DATA/$set" --output "$out"
-    --output-file-name predictions.parquet --passthrough id --max-concurrency "$MAX_CONCURRENCY"
+    --output-file-name predictions.parquet --passthrough id --max-concurrency "$MAX_CONCURRENCY" --mini-batch-size "$MINI_BATCH"
     --progress off --logging-level warning)
   echo "+ /usr/bin/time -v ${cmd[*]}"
   /usr/bin/time -v "${cmd[@]}" > /dev/null 2> "$out.time" || { cat "$out.time"; exit 1; }

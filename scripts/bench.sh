@@ -67,8 +67,8 @@ import json, os, sys
 r = json.load(open(sys.argv[1]))
 c, t = r["counts"], r["timings_seconds"]
 print(f"rows_scored {c['rows_scored']}  files {c['files_scored']}/{c['files_total']}  "
-      f"mini_batches {c['mini_batches_total']}  workers {r['settings']['max_concurrency']} x "
-      f"{r['settings']['intra_threads']} threads  batch {r['model']['batch_size']}")
+      f"mini_batches {c['mini_batches_total']}  workers {r['model']['workers']} x "
+      f"{r['model']['intra_threads']} threads  batch {r['model']['batch_size']}")
 print("timings_seconds " + "  ".join(f"{k} {v:.3f}" for k, v in t.items()))
 print(f"rows/s (wall) {c['rows_scored'] / t['wall']:.0f}  output {os.path.getsize(sys.argv[2]) / 1e6:.1f} MB")
 EOF
