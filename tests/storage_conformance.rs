@@ -28,6 +28,12 @@ struct Target {
     store: Arc<dyn ObjectStore>,
     /// Strings that must appear in no output, log or message.
     secrets: Vec<String>,
+    /// How long the second racer starts after the first. 0 for stores whose create-only check
+    /// is atomic. moto checks, then writes, without a lock: two commits within the same
+    /// millisecond could both pass there (AWS itself is atomic), so its racers commit a little
+    /// apart: both still pass the output check (nothing is in the output until the commit) and
+    /// the second commit must still be refused.
+    stagger: std::time::Duration,
 }
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -149,7 +155,9 @@ fn conformance(t: &Target) {
         c.stdout(Stdio::piped()).stderr(Stdio::piped());
         c.spawn().unwrap()
     };
-    let (a, b) = (spawn(), spawn());
+    let a = spawn();
+    std::thread::sleep(t.stagger);
+    let b = spawn();
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     let mut codes = [a.status.code().unwrap(), b.status.code().unwrap()];
     codes.sort();
@@ -161,6 +169,11 @@ fn conformance(t: &Target) {
         String::from_utf8_lossy(&a.stderr),
         String::from_utf8_lossy(&b.stderr)
     );
+    // The loser was refused by the output check (if the winner's staging was already there) or by
+    // the create-only commit itself (usually, when both start together): either way, by name.
+    let loser = if a.status.code() == Some(2) { &a } else { &b };
+    let loser_err = String::from_utf8_lossy(&loser.stderr);
+    assert!(loser_err.contains("while this job ran") || loser_err.contains("already holds"), "{}: {loser_err}", t.name);
     assert!(get(t.store.as_ref(), "out/race/predictions.csv") == local, "{}: the winner's output is whole", t.name);
     assert_eq!(
         listing(t.store.as_ref(), "out/race").len(),
@@ -189,6 +202,7 @@ fn conformance_local_disk() {
         options: Vec::new(),
         store,
         secrets: Vec::new(),
+        stagger: std::time::Duration::ZERO,
     });
 }
 
@@ -212,6 +226,7 @@ fn conformance_s3_moto() {
         options,
         store,
         secrets: vec![secret],
+        stagger: std::time::Duration::from_millis(30),
     });
 }
 
@@ -226,6 +241,7 @@ fn conformance_azure_azurite() {
         options: azurite.storage_options(),
         store,
         secrets: vec![azurite.key.clone()],
+        stagger: std::time::Duration::ZERO,
     });
 }
 
@@ -331,6 +347,7 @@ fn a_wrong_key_is_refused_at_once_naming_the_url() {
         options,
         store: azurite.store("batchscore-test"),
         secrets: vec!["d3JvbmcgYnV0IHdlbGwtZm9ybWVkIGtleSB0aGF0IG11c3Qgbm90IGxlYWs=".into()],
+        stagger: std::time::Duration::ZERO,
     };
     let (i, o) = ((t.url)("in"), (t.url)("out"));
     let started = std::time::Instant::now();
