@@ -35,6 +35,16 @@ pub enum CommitError {
     },
 }
 
+impl CommitError {
+    /// A store error on `url`: someone else's object there, or another failure.
+    fn new(e: object_store::Error, url: String) -> CommitError {
+        match e {
+            object_store::Error::AlreadyExists { .. } => CommitError::AlreadyExists { url },
+            source => CommitError::Store { url, source },
+        }
+    }
+}
+
 /// The staging area of one job inside its output folder.
 pub struct Staging {
     output: Location,
@@ -72,11 +82,7 @@ impl Staging {
             }
         })
         .await;
-        match result {
-            Ok(()) => Ok(()),
-            Err(object_store::Error::AlreadyExists { .. }) => Err(CommitError::AlreadyExists { url: target.display }),
-            Err(source) => Err(CommitError::Store { url: target.display, source }),
-        }
+        result.map_err(|e| CommitError::new(e, target.display))
     }
 
     /// Removes everything this job staged (best effort; leftovers are named in the log).
@@ -122,11 +128,7 @@ pub async fn put_create(output: &Location, rel: &str, bytes: Bytes) -> Result<()
         }
     })
     .await;
-    match result {
-        Ok(()) => Ok(()),
-        Err(object_store::Error::AlreadyExists { .. }) => Err(CommitError::AlreadyExists { url: target.display }),
-        Err(source) => Err(CommitError::Store { url: target.display, source }),
-    }
+    result.map_err(|e| CommitError::new(e, target.display))
 }
 
 /// Whether two objects hold the same bytes (compared by size, then SHA-256 streamed).

@@ -243,11 +243,6 @@ pub struct Settings {
     pub output: String,
     /// Settings of the remote stores; reported by key only.
     pub storage_options: StorageOptions,
-    /// Files per mini-batch in the count form of `mini_batch_size` (10 when another form is
-    /// used). What the job follows is [`Settings::mini_batch`]; this plain count is kept for
-    /// callers that only know file counts. Reported through `mini_batch`.
-    #[serde(skip)]
-    pub mini_batch_size: usize,
     /// How inputs are cut into mini-batches: files, rows or bytes.
     #[serde(flatten)]
     pub mini_batch: MiniBatchTarget,
@@ -406,10 +401,6 @@ impl RawSettings {
         })?;
 
         let mini_batch = resolve_mini_batch(self.mini_batch_size.as_deref(), self.mini_batch_rows.as_deref(), &bad)?;
-        let mini_batch_size = match mini_batch {
-            MiniBatchTarget::Files(n) => n,
-            _ => 10,
-        };
         let max_concurrency = parse_count(&self.max_concurrency, "max_concurrency", cores, 1, &bad)?;
         let instance_count = parse_count(&self.instance_count, "instance_count", 1, 1, &bad)?;
         let max_retries = parse_count(&self.max_retries, "max_retries", 3, 0, &bad)? as u32;
@@ -596,7 +587,6 @@ impl RawSettings {
             input,
             output,
             storage_options,
-            mini_batch_size,
             mini_batch,
             max_concurrency,
             instance_count,
@@ -957,7 +947,7 @@ mod tests {
     #[test]
     fn defaults_are_azure_ml_defaults() {
         let s = raw().resolve("flags").unwrap();
-        assert_eq!(s.mini_batch_size, 10);
+        assert_eq!(s.mini_batch, MiniBatchTarget::Files(10));
         assert_eq!(s.max_retries, 3);
         assert_eq!(s.timeout, 30.0);
         assert_eq!(s.error_threshold, -1);
@@ -988,7 +978,7 @@ mod tests {
         let file =
             RawSettings { mini_batch_size: Some("7".into()), max_retries: Some("5".into()), ..Default::default() };
         let s = flags.over(file).resolve("x").unwrap();
-        assert_eq!((s.mini_batch_size, s.max_retries), (3, 5));
+        assert_eq!((s.mini_batch, s.max_retries), (MiniBatchTarget::Files(3), 5));
     }
 
     #[test]
@@ -1018,7 +1008,7 @@ mod tests {
         };
         assert_eq!(raw().resolve("f").unwrap().mini_batch, MiniBatchTarget::Files(10));
         let s = with(Some("3"), None).resolve("f").unwrap();
-        assert_eq!((s.mini_batch, s.mini_batch_size), (MiniBatchTarget::Files(3), 3));
+        assert_eq!(s.mini_batch, MiniBatchTarget::Files(3));
         assert_eq!(with(Some("64MB"), None).resolve("f").unwrap().mini_batch, MiniBatchTarget::Bytes(64 << 20));
         assert_eq!(with(None, Some("500")).resolve("f").unwrap().mini_batch, MiniBatchTarget::Rows(500));
         let e = with(Some("64MB"), Some("500")).resolve("f").unwrap_err().to_string();

@@ -109,18 +109,9 @@ impl StorageOptions {
         Ok(StorageOptions { pairs })
     }
 
-    pub fn from_pairs(pairs: Vec<(String, String)>) -> Result<StorageOptions, StorageError> {
-        let items: Vec<String> = pairs.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-        StorageOptions::parse(&items)
-    }
-
     /// The keys given, for reports (values are never shown).
     pub fn keys(&self) -> Vec<String> {
         self.pairs.iter().map(|(k, _)| k.clone()).collect()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.pairs.is_empty()
     }
 
     /// The options whose key parses as `K`, in order.
@@ -339,21 +330,22 @@ impl Location {
     /// What to do about an error from this store, for messages.
     pub fn hint(&self, e: &object_store::Error) -> &'static str {
         use object_store::Error as E;
-        match e {
-            E::Generic { .. } if matches!(client_error_status(&e.to_string()), Some(401 | 403)) => {
-                "check the credentials: AWS_*, AZURE_STORAGE_* or GOOGLE_* environment variables, or --storage-option"
-            }
-            E::Generic { .. } if client_error_status(&e.to_string()) == Some(404) => {
-                "check the bucket or container name and the path"
-            }
-            E::PermissionDenied { .. } | E::Unauthenticated { .. } => {
-                "check the credentials: AWS_*, AZURE_STORAGE_* or GOOGLE_* environment variables, or --storage-option"
-            }
+        const CREDENTIALS: &str =
+            "check the credentials: AWS_*, AZURE_STORAGE_* or GOOGLE_* environment variables, or --storage-option";
+        const NOT_FOUND: &str = "check the bucket or container name and the path";
+        // object_store leaves most HTTP statuses in a Generic error's message.
+        let status = match e {
+            E::Generic { .. } => client_error_status(&e.to_string()),
+            _ => None,
+        };
+        match (e, status) {
+            (E::PermissionDenied { .. } | E::Unauthenticated { .. }, _) | (_, Some(401 | 403)) => CREDENTIALS,
+            (_, Some(404)) => NOT_FOUND,
             _ if self.kind == "http" => {
                 "http(s):// inputs are single files: a plain HTTP server cannot list a folder (only a WebDAV server \
                  can), and cannot take an output"
             }
-            E::NotFound { .. } => "check the bucket or container name and the path",
+            (E::NotFound { .. }, _) => NOT_FOUND,
             _ => "check the URL, the endpoint and the network; transient errors were already retried",
         }
     }
@@ -395,7 +387,6 @@ impl Default for RetryPolicy {
 }
 
 static POLICY: std::sync::RwLock<Option<RetryPolicy>> = std::sync::RwLock::new(None);
-static RETRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Sets the retry policy of this process (embedding programs, tests).
 pub fn set_retry_policy(policy: RetryPolicy) {
@@ -404,11 +395,6 @@ pub fn set_retry_policy(policy: RetryPolicy) {
 
 pub fn retry_policy() -> RetryPolicy {
     POLICY.read().unwrap_or_else(|e| e.into_inner()).unwrap_or_default()
-}
-
-/// Store operations retried so far in this process.
-pub fn store_retries() -> u64 {
-    RETRIES.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Whether an error may go away if the operation is tried again.
@@ -455,7 +441,6 @@ where
         if attempt >= policy.attempts {
             return Err(error);
         }
-        RETRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::warn!("{what}: {error}; retry {attempt} of {} in {:.1} s", policy.attempts - 1, backoff.as_secs_f64());
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(policy.max_backoff);
