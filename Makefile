@@ -5,7 +5,7 @@
 CARGO ?= cargo
 STAMP := $(shell date -u +%Y%m%dT%H%M%SZ)
 
-.PHONY: setup test-setup build demo test check bench models clean-out
+.PHONY: setup test-setup build demo test check bench bench-compare models clean-out
 
 # What running batchscore needs: the ONNX Runtime library.
 setup:
@@ -37,6 +37,12 @@ check:
 # Criterion benches and end-to-end runs of the release binary; figures go to BENCHMARKS.md.
 bench: build
 	scripts/bench.sh
+
+# batchscore vs the raw ONNX Runtime limit, a Python multiprocessing pool and Ray Data on the
+# same data and machine; rewrites the comparison section of BENCHMARKS.md (about 15 minutes on
+# 2 cores; SCALE=small for a quick look). See benches/compare/run.sh.
+bench-compare:
+	benches/compare/run.sh
 
 # Regenerate models, sample data and reference predictions (needs PyPI; see models/README.md).
 models:

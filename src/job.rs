@@ -190,6 +190,15 @@ struct MbResult {
     infer: f64,
 }
 
+/// Where a worker waited, in seconds.
+#[derive(Debug, Default, Clone, Copy)]
+struct WorkerWaits {
+    /// For a mini-batch to work on.
+    idle: f64,
+    /// For the writer to take a scored mini-batch.
+    output_wait: f64,
+}
+
 /// What became of one item of a mini-batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ItemOutcome {
@@ -378,20 +387,27 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
                     }
                     Err(e) => {
                         let _ = ready.send(Err(e));
-                        return;
+                        return WorkerWaits::default();
                     }
                 };
                 drop(model_bytes);
-                for fetched in rx.iter() {
+                let mut waits = WorkerWaits::default();
+                loop {
+                    let t = Instant::now();
+                    let Ok(fetched) = rx.recv() else { break };
+                    waits.idle += t.elapsed().as_secs_f64();
                     if shared.cancel.load(Ordering::Relaxed) {
                         // The job is stopping: leave the rest unrun (listed as not_run).
                         continue;
                     }
                     let result = process(&shared, &mut runner, fetched);
+                    let t = Instant::now();
                     if tx.send(result).is_err() {
                         break;
                     }
+                    waits.output_wait += t.elapsed().as_secs_f64();
                 }
+                waits
             })
             .map_err(|e| start_err!(format!("cannot start a worker thread: {e}")))?;
         handles.push(handle);
@@ -425,6 +441,11 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
             }
         });
     }
+    let workers_started = Instant::now();
+    let gpu_sampler = match device {
+        crate::settings::Device::Cuda(n) => Some(crate::gpu::GpuSampler::start("nvidia-smi", n)),
+        crate::settings::Device::Cpu => None,
+    };
     let reader = io.spawn(run_reader(item_reader, work_tx, cancel.clone(), 2, 16));
 
     // Collect, in order.
@@ -491,10 +512,18 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
     }
     let _ = io.block_on(reader);
     for h in handles {
-        if h.join().is_err() {
-            write_error.get_or_insert_with(|| "a worker thread panicked".into());
+        match h.join() {
+            Ok(w) => {
+                timings.idle += w.idle;
+                timings.output_wait += w.output_wait;
+            }
+            Err(_) => {
+                write_error.get_or_insert_with(|| "a worker thread panicked".into());
+            }
         }
     }
+    timings.workers = workers as f64 * workers_started.elapsed().as_secs_f64();
+    let gpu = gpu_sampler.map(crate::gpu::GpuSampler::stop);
     watchdog.stop();
     progress.finish();
     // Mini-batches that never ran (the job stopped early) are listed too, for the record.
@@ -577,6 +606,7 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
     io.block_on(staging.cleanup());
     timings.commit = commit_started.elapsed().as_secs_f64();
     timings.wall = started.elapsed().as_secs_f64();
+    timings.bound_by = timings.bounding_stage();
     let status = if job_error.is_some() { JobStatus::Failed } else { status };
 
     let result = JobResult {
@@ -591,6 +621,7 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
         predictions: predictions_url,
         counts,
         timings_seconds: timings,
+        gpu,
         model: model_report,
         settings,
         ignored_settings: deployment.ignored,

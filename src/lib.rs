@@ -20,6 +20,7 @@
 pub mod cli;
 pub mod collect;
 pub mod commit;
+pub mod gpu;
 pub mod infer;
 pub mod job;
 pub mod model;

@@ -68,16 +68,47 @@ pub struct Counts {
     pub retries: u64,
 }
 
-/// Seconds spent in each stage, summed over workers (so they may exceed the wall time).
+/// Seconds spent in each stage. `read`, `decode`, `infer`, `idle` and `output_wait` are summed
+/// over workers (so they may exceed the wall time); `workers` is the workers' whole time
+/// (workers x their wall time), which busy and waiting time add up to.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StageTimings {
     pub wall: f64,
     pub plan: f64,
+    /// From the first request to the last byte of each mini-batch (overlaps other work: reads
+    /// run ahead on the I/O threads).
     pub read: f64,
     pub decode: f64,
     pub infer: f64,
+    /// Writing the output (on the collector thread, while workers score).
     pub write: f64,
     pub commit: f64,
+    /// Worker seconds spent waiting for a mini-batch: reading could not keep up.
+    pub idle: f64,
+    /// Worker seconds spent waiting for the writer to take a scored mini-batch.
+    pub output_wait: f64,
+    /// Workers x the workers' wall time.
+    pub workers: f64,
+    /// The stage that bounds the job's speed: `read` (workers idle), `write` (workers wait
+    /// on the output), or the workers' own `decode` or `infer`.
+    pub bound_by: &'static str,
+}
+
+impl StageTimings {
+    /// Which stage bounds the job: a fifth of the workers' time spent waiting on one side points
+    /// there; otherwise the larger of the workers' two stages.
+    pub fn bounding_stage(&self) -> &'static str {
+        let share = |x: f64| if self.workers > 0.0 { x / self.workers } else { 0.0 };
+        if share(self.idle) >= 0.2 && self.idle >= self.output_wait {
+            "read"
+        } else if share(self.output_wait) >= 0.2 {
+            "write"
+        } else if self.decode > self.infer {
+            "decode"
+        } else {
+            "infer"
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -116,6 +147,9 @@ pub struct JobResult {
     pub predictions: Option<String>,
     pub counts: Counts,
     pub timings_seconds: StageTimings,
+    /// GPU utilisation while the job ran (`--device cuda` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<crate::gpu::GpuReport>,
     pub model: ModelReport,
     pub settings: Settings,
     pub ignored_settings: Vec<String>,
@@ -139,5 +173,32 @@ impl MiniBatchRecord {
             self.failed_items.to_string(),
             self.error.clone(),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StageTimings;
+
+    fn t(decode: f64, infer: f64, idle: f64, output_wait: f64) -> StageTimings {
+        StageTimings {
+            decode,
+            infer,
+            idle,
+            output_wait,
+            workers: decode + infer + idle + output_wait,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_bounding_stage_is_where_workers_wait_or_work_most() {
+        assert_eq!(t(1.0, 8.0, 1.0, 0.0).bounding_stage(), "infer");
+        assert_eq!(t(5.0, 4.0, 1.0, 0.0).bounding_stage(), "decode");
+        assert_eq!(t(1.0, 5.0, 4.0, 0.0).bounding_stage(), "read");
+        assert_eq!(t(1.0, 5.0, 0.5, 3.5).bounding_stage(), "write");
+        // Both waits above a fifth: the larger one.
+        assert_eq!(t(1.0, 1.0, 3.0, 5.0).bounding_stage(), "write");
+        assert_eq!(StageTimings::default().bounding_stage(), "infer");
     }
 }

@@ -215,6 +215,16 @@ fn logs_of_a_clean_job() {
     assert_eq!(s["passthrough"], serde_json::json!(["id"]));
     assert_eq!(jr["model"]["path"], model("iris_zipmap.onnx"));
     assert_eq!(jr["model"]["sha256"].as_str().map(str::len), Some(64));
+    // The per-stage breakdown: the workers' busy and waiting time fit in their whole time.
+    let t = &jr["timings_seconds"];
+    let secs = |k: &str| t[k].as_f64().unwrap_or_else(|| panic!("timings_seconds.{k}: {t}"));
+    for k in ["wall", "plan", "read", "decode", "infer", "write", "commit", "idle", "output_wait", "workers"] {
+        assert!(secs(k) >= 0.0, "{k}: {t}");
+    }
+    assert!(secs("workers") > 0.0 && secs("workers") <= 2.0 * secs("wall"), "{t}");
+    let accounted = secs("decode") + secs("infer") + secs("idle") + secs("output_wait");
+    assert!(accounted <= secs("workers") * 1.01 + 0.001, "{t}");
+    assert!(["read", "decode", "infer", "write"].contains(&t["bound_by"].as_str().unwrap()), "{t}");
 
     let (header, mbs) = mini_batches(&out);
     assert_eq!(header, ["id", "files", "attempts", "status", "seconds", "rows", "failed_items", "error"]);

@@ -10,7 +10,8 @@
 //! Pixel values: `value = (pixel * scale - mean[c]) / std[c]`, with `scale` 1/255 by default, so
 //! pixels land in [0, 1]. A `uint8` input takes raw pixels.
 
-use image::imageops::FilterType;
+use fast_image_resize as fir;
+use fir::{IntoImageView, ResizeAlg, ResizeOptions};
 use image::{DynamicImage, GenericImageView};
 
 use super::{DecodeError, DecodedFile, FeedError};
@@ -192,14 +193,14 @@ impl ImageSpec {
         }
         let img =
             image::load_from_memory(bytes).map_err(|e| DecodeError(format!("{name}: cannot decode the image: {e}")))?;
-        let img = self.fit(img);
-        let (w, h) = img.dimensions();
-        let c = self.channels as usize;
-        let pixels: Vec<u8> = match self.channels {
-            1 => img.into_luma8().into_raw(),
-            3 => img.into_rgb8().into_raw(),
-            _ => img.into_rgba8().into_raw(),
+        // The model's channels first, then the size: resizing works on 8-bit pixels.
+        let img = match self.channels {
+            1 => DynamicImage::ImageLuma8(img.into_luma8()),
+            3 => DynamicImage::ImageRgb8(img.into_rgb8()),
+            _ => DynamicImage::ImageRgba8(img.into_rgba8()),
         };
+        let (w, h, pixels) = self.fit(img).map_err(|e| DecodeError(format!("{name}: cannot resize the image: {e}")))?;
+        let c = self.channels as usize;
         let (w, h) = (w as usize, h as usize);
         let row_shape: Vec<i64> = match self.layout {
             Layout::Nchw => vec![c as i64, h as i64, w as i64],
@@ -236,24 +237,30 @@ impl ImageSpec {
         Ok((Buffer::F32(out), row_shape))
     }
 
-    fn fit(&self, img: DynamicImage) -> DynamicImage {
-        let Some((tw, th)) = self.size else { return img };
+    /// Resizes to the model's size (when it has one): a bilinear (triangle) filter whose support
+    /// grows with the scale, as PIL's and the image crate's, with SIMD (fast_image_resize), on
+    /// the 8-bit pixels. Returns the width, height and pixels.
+    fn fit(&self, img: DynamicImage) -> Result<(u32, u32, Vec<u8>), String> {
         let (w, h) = img.dimensions();
-        if (w, h) == (tw, th) {
-            return img;
+        let Some((tw, th)) = self.size.filter(|s| *s != (w, h)) else {
+            return Ok((w, h, img.into_bytes()));
+        };
+        let mut opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(fir::FilterType::Bilinear));
+        if self.resize == ResizeMode::Crop {
+            // Cut the centre of the source to the target's aspect ratio, then scale: the same
+            // as scaling to cover the target and cutting its centre.
+            opts = opts.fit_into_destination(Some((0.5, 0.5)));
         }
-        match self.resize {
-            ResizeMode::Stretch => img.resize_exact(tw, th, FilterType::Triangle),
-            ResizeMode::Crop => {
-                // Scale so the image covers the target, then cut the centre.
-                let s = f64::max(f64::from(tw) / f64::from(w), f64::from(th) / f64::from(h));
-                let nw = ((f64::from(w) * s).round() as u32).max(tw);
-                let nh = ((f64::from(h) * s).round() as u32).max(th);
-                let scaled = img.resize_exact(nw, nh, FilterType::Triangle);
-                scaled.crop_imm((nw - tw) / 2, (nh - th) / 2, tw, th)
-            }
-        }
+        let pixel_type = img.pixel_type().ok_or("unsupported pixel type")?;
+        let mut dst = fir::images::Image::new(tw, th, pixel_type);
+        RESIZER.with_borrow_mut(|r| r.resize(&img, &mut dst, &opts)).map_err(|e| e.to_string())?;
+        Ok((tw, th, dst.into_vec()))
     }
+}
+
+thread_local! {
+    /// One resizer per thread: it keeps its scratch buffers between images.
+    static RESIZER: std::cell::RefCell<fir::Resizer> = std::cell::RefCell::new(fir::Resizer::new());
 }
 
 pub(super) fn decode(
@@ -327,6 +334,42 @@ mod tests {
         let want = [1.0, -1.0, -1.0, 1.0, -0.6, -0.2];
         for (g, w) in v.iter().zip(want) {
             assert!((g - w).abs() < 1e-6, "{v:?}");
+        }
+    }
+
+    /// A 40x20 gray image: black quarters left and right, white in the middle half.
+    fn bars_png() -> Vec<u8> {
+        let img = image::GrayImage::from_fn(40, 20, |x, _| image::Luma([if (10..30).contains(&x) { 255 } else { 0 }]));
+        let mut png = Vec::new();
+        DynamicImage::ImageLuma8(img).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+        png
+    }
+
+    fn resized(resize: ResizeMode) -> Vec<f32> {
+        let spec = spec_for(vec![-1, 1, 10, 10], ImageOptions { resize: Some(resize), ..Default::default() }).unwrap();
+        let (buf, shape) = spec.preprocess("bars.png", &bars_png()).unwrap();
+        assert_eq!(shape, vec![1, 10, 10]);
+        let Buffer::F32(v) = buf else { panic!() };
+        v
+    }
+
+    #[test]
+    fn stretch_scales_the_whole_image_and_crop_keeps_its_centre() {
+        // Stretch: 40 -> 10 columns, so the black quarters stay at the sides (about 2.5 px).
+        let v = resized(ResizeMode::Stretch);
+        for row in v.chunks(10) {
+            assert!(row[0] < 0.05 && row[9] < 0.05, "{row:?}");
+            assert!(row[4] > 0.95 && row[5] > 0.95, "{row:?}");
+            // Symmetric, and a smooth (filtered) edge, not nearest-neighbour.
+            assert!((row[2] - row[7]).abs() < 1e-6, "{row:?}");
+            assert!(row[2] > 0.05 && row[2] < 0.95, "{row:?}");
+        }
+        // Crop: the centre 20x20 of the source is the white half: white, but for the filter
+        // reaching a little past the cut at the outer columns.
+        let v = resized(ResizeMode::Crop);
+        for row in v.chunks(10) {
+            assert!(row[1..9].iter().all(|x| *x > 0.99), "{row:?}");
+            assert!(row[0] > 0.8 && row[9] > 0.8, "{row:?}");
         }
     }
 }

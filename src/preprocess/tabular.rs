@@ -148,7 +148,8 @@ pub(super) fn decode_source(feeder: &Feeder, name: &str, src: Source) -> Result<
                     src.data_type()
                 ))
             })?;
-            for i in 0..casted.len() {
+            let nulls = if casted.null_count() > 0 { 0..casted.len() } else { 0..0 };
+            for i in nulls {
                 if casted.is_null(i) && ok[offset + i] {
                     ok[offset + i] = false;
                     let why = if src.is_null(i) || is_blank(src, i) {
@@ -190,9 +191,11 @@ pub(super) fn decode_source(feeder: &Feeder, name: &str, src: Source) -> Result<
     let keep = |parts: &[ArrayRef]| -> Result<Vec<ArrayRef>, DecodeError> {
         parts.iter().zip(&masks).map(|(a, m)| filter(a, m).map_err(|e| DecodeError(format!("{name}: {e}")))).collect()
     };
+    // Every row good (the usual case): nothing to filter out.
+    let all_ok = rows == total;
     let mut kept: Vec<Vec<ArrayRef>> = Vec::with_capacity(cast_cols.len());
-    for parts in &cast_cols {
-        kept.push(keep(parts)?);
+    for parts in cast_cols {
+        kept.push(if all_ok { parts } else { keep(&parts)? });
     }
 
     let (buffers, row_shapes) = match feeder {
@@ -224,7 +227,7 @@ pub(super) fn decode_source(feeder: &Feeder, name: &str, src: Source) -> Result<
     for col in passthrough {
         let parts: Vec<ArrayRef> =
             table.batches.iter().map(|b| b.column_by_name(col).expect("checked").clone()).collect();
-        let parts = keep(&parts)?;
+        let parts = if all_ok { parts } else { keep(&parts)? };
         let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
         let joined = if refs.is_empty() {
             arrow::array::new_empty_array(&DataType::Utf8)
