@@ -18,6 +18,7 @@ use object_store::buffered::BufWriter;
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 /// Rows per row group of a Parquet output.
 const PARQUET_ROW_GROUP_ROWS: usize = 64 * 1024;
@@ -176,10 +177,19 @@ impl PredictionWriter {
                     // The writer holds a whole row group in memory before it uploads it: row
                     // groups of 64k rows keep that to a few MB whatever the job's size (the
                     // default, 1M rows, held ~100 MB) and still read efficiently.
-                    let props = WriterProperties::builder()
+                    // Dictionaries pay off for the file names and text pass-through columns
+                    // (few distinct values); for scores, row numbers and ids they only cost a
+                    // hash per value before the writer gives up on them.
+                    let mut props = WriterProperties::builder()
                         .set_compression(Compression::ZSTD(ZstdLevel::default()))
                         .set_max_row_group_row_count(Some(PARQUET_ROW_GROUP_ROWS))
-                        .build();
+                        .set_dictionary_enabled(false);
+                    for f in batch.schema().fields() {
+                        if matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+                            props = props.set_column_dictionary_enabled(ColumnPath::from(f.name().as_str()), true);
+                        }
+                    }
+                    let props = props.build();
                     let object = upload.take().expect("upload before writer");
                     let w = AsyncArrowWriter::try_new(object, batch.schema(), Some(props)).map_err(|e| werr(&e))?;
                     *writer = Some((Box::new(w), batch.schema()));

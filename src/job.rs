@@ -358,10 +358,15 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
         cancel: cancel.clone(),
         io: io.handle().clone(),
     });
-    let (work_tx, work_rx) = flume::bounded::<Fetched>(workers);
+    // Memory holds the mini-batches being read (`ahead`), one waiting for a worker, one per
+    // worker, and up to one scored per worker waiting for the writer. Read-ahead is sized in
+    // bytes: about PREFETCH_BYTES of input, at least one mini-batch and at most four.
+    let mean_bytes = plan.total_bytes / (plan.mini_batches.len() as u64).max(1);
+    let ahead = (PREFETCH_BYTES / mean_bytes.max(1)).clamp(1, 4) as usize;
+    let (work_tx, work_rx) = flume::bounded::<Fetched>(1);
     // Bounded too: when writing the output is the slow stage, workers wait instead of piling
     // scored mini-batches up in memory.
-    let (result_tx, result_rx) = flume::bounded::<MbResult>(workers * 2);
+    let (result_tx, result_rx) = flume::bounded::<MbResult>(workers);
     let (ready_tx, ready_rx) = flume::unbounded::<Result<(), String>>();
     let mut first_session = Some(first_session);
     let mut handles = Vec::new();
@@ -446,7 +451,7 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
         crate::settings::Device::Cuda(n) => Some(crate::gpu::GpuSampler::start("nvidia-smi", n)),
         crate::settings::Device::Cpu => None,
     };
-    let reader = io.spawn(run_reader(item_reader, work_tx, cancel.clone(), 2, 16));
+    let reader = io.spawn(run_reader(item_reader, work_tx, cancel.clone(), ahead, 16));
 
     // Collect, in order.
     let staging = Staging::new(&output, &job_id);
@@ -687,6 +692,9 @@ fn csv_line<I: IntoIterator<Item = String>>(fields: I) -> String {
     w.write_record(fields).expect("in-memory write");
     String::from_utf8(w.into_inner().expect("in-memory")).expect("utf-8")
 }
+
+/// About how many bytes of input are read ahead of the workers (see `ahead` in [`run`]).
+const PREFETCH_BYTES: u64 = 128 << 20;
 
 /// The reason given for files left unscored when the job stopped; they are not failed items.
 const STOPPED: &str = "not scored: the job was stopped";
