@@ -61,7 +61,20 @@ struct Args {
 }
 
 fn main() {
-    let args = Args::parse();
+    // `cargo test --all-targets` runs this without arguments: check it on the sample data.
+    let args = if std::env::args().len() <= 1 {
+        let repo = env!("CARGO_MANIFEST_DIR");
+        Args::parse_from([
+            "raw_limit".to_string(),
+            format!("--model={repo}/models/wine_tensor.onnx"),
+            format!("--input={repo}/sample-data/wine"),
+            "--kind=tabular".into(),
+            "--passthrough=id".into(),
+            "--batch-size=64".into(),
+        ])
+    } else {
+        Args::parse()
+    };
     if let Err(e) = run(&args) {
         eprintln!("raw_limit: {e}");
         std::process::exit(2);

@@ -148,11 +148,12 @@ impl ModelRunner {
         let n = rows.len();
         let padded = self.info.fixed_batch.unwrap_or(n).max(n);
         let n_inputs = row_shapes.len();
-        // Gather the rows of this call into one contiguous buffer per input; a call that is
-        // exactly one file's rows in order borrows nothing new but the copy is cheap next to
-        // the model call, and keeps one code path.
+        // A call that is one run of one file's rows (no padding) reads that file's buffers in
+        // place; otherwise the rows are gathered into one contiguous buffer per input.
+        let (f0, r0) = rows[0];
+        let in_place = padded == n && rows[n - 1] == (f0, r0 + n - 1);
         let mut feeds: Vec<Buffer> = Vec::with_capacity(n_inputs);
-        for (i, row_shape) in row_shapes.iter().enumerate() {
+        for (i, row_shape) in row_shapes.iter().enumerate().filter(|_| !in_place) {
             let row_len: usize = row_shape.iter().product::<i64>() as usize;
             let first = &files[rows[0].0].inputs[i];
             let mut buf = empty_like(first, padded * row_len);
@@ -182,19 +183,25 @@ impl ModelRunner {
         }
         let started = Instant::now();
         let mut values: Vec<(String, SessionInputValue<'_>)> = Vec::with_capacity(n_inputs);
-        for (i, buf) in feeds.iter().enumerate() {
-            let mut shape: Vec<i64> = Vec::with_capacity(1 + row_shapes[i].len());
+        for (i, row_shape) in row_shapes.iter().enumerate() {
+            let mut shape: Vec<i64> = Vec::with_capacity(1 + row_shape.len());
             shape.push(padded as i64);
-            shape.extend_from_slice(&row_shapes[i]);
+            shape.extend_from_slice(row_shape);
+            let (buf, range) = if in_place {
+                let row_len: usize = row_shape.iter().product::<i64>() as usize;
+                (&files[f0].inputs[i], r0 * row_len..(r0 + n) * row_len)
+            } else {
+                (&feeds[i], 0..feeds[i].len())
+            };
             let name = self.info.inputs[i].name.clone();
             let value: SessionInputValue<'_> = match buf {
-                Buffer::F32(v) => TensorRef::from_array_view((shape, v.as_slice())).map(Into::into),
-                Buffer::F64(v) => TensorRef::from_array_view((shape, v.as_slice())).map(Into::into),
-                Buffer::I64(v) => TensorRef::from_array_view((shape, v.as_slice())).map(Into::into),
-                Buffer::I32(v) => TensorRef::from_array_view((shape, v.as_slice())).map(Into::into),
-                Buffer::U8(v) => TensorRef::from_array_view((shape, v.as_slice())).map(Into::into),
-                Buffer::Bool(v) => TensorRef::from_array_view((shape, v.as_slice())).map(Into::into),
-                Buffer::Str(v) => ort::value::Tensor::from_string_array((shape, v.as_slice())).map(Into::into),
+                Buffer::F32(v) => TensorRef::from_array_view((shape, &v[range])).map(Into::into),
+                Buffer::F64(v) => TensorRef::from_array_view((shape, &v[range])).map(Into::into),
+                Buffer::I64(v) => TensorRef::from_array_view((shape, &v[range])).map(Into::into),
+                Buffer::I32(v) => TensorRef::from_array_view((shape, &v[range])).map(Into::into),
+                Buffer::U8(v) => TensorRef::from_array_view((shape, &v[range])).map(Into::into),
+                Buffer::Bool(v) => TensorRef::from_array_view((shape, &v[range])).map(Into::into),
+                Buffer::Str(v) => ort::value::Tensor::from_string_array((shape, &v[range])).map(Into::into),
             }
             .map_err(|e| InferError::Ort(e.to_string()))?;
             values.push((name, value));

@@ -197,6 +197,8 @@ struct WorkerWaits {
     idle: f64,
     /// For the writer to take a scored mini-batch.
     output_wait: f64,
+    /// From the worker's first wait for work to its end.
+    alive: f64,
 }
 
 /// What became of one item of a mini-batch.
@@ -397,6 +399,7 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
                 };
                 drop(model_bytes);
                 let mut waits = WorkerWaits::default();
+                let alive = Instant::now();
                 loop {
                     let t = Instant::now();
                     let Ok(fetched) = rx.recv() else { break };
@@ -412,6 +415,7 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
                     }
                     waits.output_wait += t.elapsed().as_secs_f64();
                 }
+                waits.alive = alive.elapsed().as_secs_f64();
                 waits
             })
             .map_err(|e| start_err!(format!("cannot start a worker thread: {e}")))?;
@@ -446,7 +450,6 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
             }
         });
     }
-    let workers_started = Instant::now();
     let gpu_sampler = match device {
         crate::settings::Device::Cuda(n) => Some(crate::gpu::GpuSampler::start("nvidia-smi", n)),
         crate::settings::Device::Cpu => None,
@@ -521,13 +524,13 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
             Ok(w) => {
                 timings.idle += w.idle;
                 timings.output_wait += w.output_wait;
+                timings.workers += w.alive;
             }
             Err(_) => {
                 write_error.get_or_insert_with(|| "a worker thread panicked".into());
             }
         }
     }
-    timings.workers = workers as f64 * workers_started.elapsed().as_secs_f64();
     let gpu = gpu_sampler.map(crate::gpu::GpuSampler::stop);
     watchdog.stop();
     progress.finish();

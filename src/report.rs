@@ -69,8 +69,8 @@ pub struct Counts {
 }
 
 /// Seconds spent in each stage. `read`, `decode`, `infer`, `idle` and `output_wait` are summed
-/// over workers (so they may exceed the wall time); `workers` is the workers' whole time
-/// (workers x their wall time), which busy and waiting time add up to.
+/// over workers (so they may exceed the wall time); `workers` is the workers' whole time,
+/// summed, which their busy and waiting time add up to.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StageTimings {
     pub wall: f64,
@@ -87,7 +87,7 @@ pub struct StageTimings {
     pub idle: f64,
     /// Worker seconds spent waiting for the writer to take a scored mini-batch.
     pub output_wait: f64,
-    /// Workers x the workers' wall time.
+    /// The workers' time, summed: from each one's first wait for work to its end.
     pub workers: f64,
     /// The stage that bounds the job's speed: `read` (workers idle), `write` (workers wait
     /// on the output), or the workers' own `decode` or `infer`.
