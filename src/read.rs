@@ -1,9 +1,10 @@
 //! Reading: fetch the bytes of each mini-batch's files through `object_store`, on tokio.
 //!
-//! The reader walks the mini-batches in order, fetching a few ahead (`ahead`) with a bounded
-//! number of requests in flight (`io_concurrency`), and hands each mini-batch to the workers
-//! over a bounded channel: when the workers fall behind, the channel fills and the reader waits,
-//! so memory holds at most `ahead + channel capacity + workers` mini-batches, never the dataset.
+//! The reader walks the mini-batches in order, fetching a few ahead (`ahead`, sized by the job to
+//! about 128 MB of input) with a bounded number of requests in flight (`io_concurrency`), and
+//! hands each mini-batch to the workers over a bounded channel: when the workers fall behind,
+//! the channel fills and the reader waits, so memory holds at most `ahead + channel capacity +
+//! workers` mini-batches, never the dataset.
 //! A file that cannot be read is passed on as an error; the worker retries it.
 //!
 //! Items are whole files, or pieces of large tabular files ([`crate::split`]): a Parquet piece
