@@ -13,16 +13,18 @@
 //!     --sessions 2 --intra 1 [--passthrough id] [--image-size 128] [--max-items N] [--device cuda]
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use batchscore::infer::build_session_on;
 use batchscore::model::{Buffer, ModelInfo};
-use batchscore::plan::{DataKind, FileKind};
+use batchscore::plan::{DataKind, list_inputs};
 use batchscore::preprocess::{DecodedFile, resolve_feeder};
+use batchscore::read::fetch_one;
 use batchscore::settings::{Device, RawSettings};
+use batchscore::storage::Location;
 use clap::Parser;
 use ort::session::SessionInputValue;
 use ort::value::TensorRef;
@@ -33,7 +35,7 @@ use rayon::prelude::*;
 struct Args {
     #[arg(long)]
     model: PathBuf,
-    /// A folder of input files (Parquet/CSV, or images), read in name order.
+    /// A folder of input files (Parquet/CSV, or images): the files a job would list.
     #[arg(long)]
     input: PathBuf,
     /// tabular or image.
@@ -82,9 +84,9 @@ fn main() {
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let (kind, file_kind) = match args.kind.as_str() {
-        "tabular" => (DataKind::Tabular, None),
-        "image" => (DataKind::Image, Some(FileKind::Image)),
+    let kind = match args.kind.as_str() {
+        "tabular" => DataKind::Tabular,
+        "image" => DataKind::Image,
         other => return Err(format!("--kind {other}: use tabular or image")),
     };
     let settings = RawSettings {
@@ -109,16 +111,15 @@ fn run(args: &Args) -> Result<(), String> {
     }
     let input_name = info.inputs[0].name.clone();
 
-    // Load and decode every file (untimed), in parallel.
-    let files = list(&args.input)?;
+    // Load and decode every file (untimed), in parallel; the files a job would list.
+    let input = Location::open(&settings.input, &settings.storage_options).map_err(|e| e.to_string())?;
+    let io = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let files = io.block_on(list_inputs(&input, None, None)).map_err(|e| e.to_string())?;
     let decoded: Vec<DecodedFile> = files
         .par_iter()
-        .map(|p| {
-            let bytes = bytes::Bytes::from(std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?);
-            let name = p.display().to_string();
-            let fk =
-                file_kind.unwrap_or_else(|| if name.ends_with(".csv") { FileKind::Csv } else { FileKind::Parquet });
-            feeder.decode(fk, &name, bytes).map_err(|e| e.to_string())
+        .map(|f| {
+            let bytes = io.block_on(fetch_one(&input.store, &f.path)).map_err(|e| format!("{}: {e}", f.rel))?;
+            feeder.decode(f.kind, &f.rel, bytes).map_err(|e| e.to_string())
         })
         .collect::<Result<_, String>>()?;
     let shapes = decoded.first().ok_or("no input files")?.row_shapes[0].clone();
@@ -191,15 +192,4 @@ fn run(args: &Args) -> Result<(), String> {
         })
     );
     Ok(())
-}
-
-/// The files of a folder (not recursive), in name order, without hidden files.
-fn list(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
-        .collect();
-    v.sort();
-    Ok(v)
 }

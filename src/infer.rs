@@ -11,6 +11,8 @@
 //! thread calls `terminate()` on it when the attempt's deadline passes, which stops the call in
 //! ONNX Runtime between two nodes. The session stays usable for the next attempt.
 
+use std::borrow::Cow;
+use std::ops::Range;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -152,10 +154,14 @@ impl ModelRunner {
         // place; otherwise the rows are gathered into one contiguous buffer per input.
         let (f0, r0) = rows[0];
         let in_place = padded == n && rows[n - 1] == (f0, r0 + n - 1);
-        let mut feeds: Vec<Buffer> = Vec::with_capacity(n_inputs);
-        for (i, row_shape) in row_shapes.iter().enumerate().filter(|_| !in_place) {
+        let mut feeds: Vec<(Cow<'_, Buffer>, Range<usize>)> = Vec::with_capacity(n_inputs);
+        for (i, row_shape) in row_shapes.iter().enumerate() {
             let row_len: usize = row_shape.iter().product::<i64>() as usize;
-            let first = &files[rows[0].0].inputs[i];
+            if in_place {
+                feeds.push((Cow::Borrowed(&files[f0].inputs[i]), r0 * row_len..(r0 + n) * row_len));
+                continue;
+            }
+            let first = &files[f0].inputs[i];
             let mut buf = empty_like(first, padded * row_len);
             let mut k = 0;
             while k < n {
@@ -176,25 +182,21 @@ impl ModelRunner {
                     buf.extend_from(&last, 0..row_len);
                 }
             }
-            feeds.push(buf);
+            let len = buf.len();
+            feeds.push((Cow::Owned(buf), 0..len));
         }
         if attempt.expired() {
             return Err(attempt.expired_error());
         }
         let started = Instant::now();
         let mut values: Vec<(String, SessionInputValue<'_>)> = Vec::with_capacity(n_inputs);
-        for (i, row_shape) in row_shapes.iter().enumerate() {
+        for (i, ((buf, range), row_shape)) in feeds.iter().zip(row_shapes).enumerate() {
             let mut shape: Vec<i64> = Vec::with_capacity(1 + row_shape.len());
             shape.push(padded as i64);
             shape.extend_from_slice(row_shape);
-            let (buf, range) = if in_place {
-                let row_len: usize = row_shape.iter().product::<i64>() as usize;
-                (&files[f0].inputs[i], r0 * row_len..(r0 + n) * row_len)
-            } else {
-                (&feeds[i], 0..feeds[i].len())
-            };
+            let range = range.clone();
             let name = self.info.inputs[i].name.clone();
-            let value: SessionInputValue<'_> = match buf {
+            let value: SessionInputValue<'_> = match buf.as_ref() {
                 Buffer::F32(v) => TensorRef::from_array_view((shape, &v[range])).map(Into::into),
                 Buffer::F64(v) => TensorRef::from_array_view((shape, &v[range])).map(Into::into),
                 Buffer::I64(v) => TensorRef::from_array_view((shape, &v[range])).map(Into::into),

@@ -176,7 +176,11 @@ pub(super) fn decode_source(feeder: &Feeder, name: &str, src: Source) -> Result<
     // Keep the good rows.
     let rows = ok.iter().filter(|x| **x).count();
     let row_numbers: Vec<u64> = table.row_numbers.iter().zip(&ok).filter(|(_, k)| **k).map(|(r, _)| *r).collect();
-    let masks: Vec<BooleanArray> = {
+    // Every row good (the usual case): nothing to filter out, no masks to build.
+    let all_ok = rows == total;
+    let masks: Vec<BooleanArray> = if all_ok {
+        Vec::new()
+    } else {
         let mut off = 0;
         table
             .batches
@@ -188,21 +192,22 @@ pub(super) fn decode_source(feeder: &Feeder, name: &str, src: Source) -> Result<
             })
             .collect()
     };
-    let keep = |parts: &[ArrayRef]| -> Result<Vec<ArrayRef>, DecodeError> {
+    let keep = |parts: Vec<ArrayRef>| -> Result<Vec<ArrayRef>, DecodeError> {
+        if all_ok {
+            return Ok(parts);
+        }
         parts.iter().zip(&masks).map(|(a, m)| filter(a, m).map_err(|e| DecodeError(format!("{name}: {e}")))).collect()
     };
-    // Every row good (the usual case): nothing to filter out.
-    let all_ok = rows == total;
     let mut kept: Vec<Vec<ArrayRef>> = Vec::with_capacity(cast_cols.len());
     for parts in cast_cols {
-        kept.push(if all_ok { parts } else { keep(&parts)? });
+        kept.push(keep(parts)?);
     }
 
     let (buffers, row_shapes) = match feeder {
         Feeder::Matrix { input, .. } => {
             let width = features.len();
             let mut buf = Buffer::new(input.dtype, rows * width);
-            for b in 0..masks.len() {
+            for b in 0..table.batches.len() {
                 let cols: Vec<&ArrayRef> = kept.iter().map(|k| &k[b]).collect();
                 interleave(&mut buf, &cols);
             }
@@ -227,7 +232,7 @@ pub(super) fn decode_source(feeder: &Feeder, name: &str, src: Source) -> Result<
     for col in passthrough {
         let parts: Vec<ArrayRef> =
             table.batches.iter().map(|b| b.column_by_name(col).expect("checked").clone()).collect();
-        let parts = if all_ok { parts } else { keep(&parts)? };
+        let parts = keep(parts)?;
         let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
         let joined = if refs.is_empty() {
             arrow::array::new_empty_array(&DataType::Utf8)
