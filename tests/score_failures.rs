@@ -197,6 +197,20 @@ fn corrupt_tabular_files_fail_the_job_at_threshold_zero() {
 }
 
 #[test]
+fn a_misspelt_passthrough_column_is_named() {
+    let tmp = tempdir();
+    let (out, run) = run_into(tmp.path(), "iris_zipmap.onnx", &data("iris"), &["--passthrough", "idd"]);
+    run.expect_code(1).stderr_has(&["--passthrough column \"idd\" not found", "part-0.csv"]);
+    assert!(!out.join("predictions.csv").exists());
+    let items = failed_items(&out);
+    assert_eq!(items.len(), 3, "{items:?}");
+    for (file, row, error) in &items {
+        assert_eq!(*row, None, "{file}");
+        assert!(error.contains("--passthrough column \"idd\" not found; the file has columns: id, "), "{error}");
+    }
+}
+
+#[test]
 fn tabular_error_threshold_counts_rows_and_files() {
     // 3 bad rows + 3 bad files = 6 failed items.
     let tmp = tempdir();

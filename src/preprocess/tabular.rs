@@ -71,7 +71,18 @@ pub(super) fn decode_source(feeder: &Feeder, name: &str, src: Source) -> Result<
             // Without --features we need the header to know the columns: read it first.
             let features = match columns {
                 Some(c) => c.clone(),
-                None => header(name, &src)?.into_iter().filter(|c| !passthrough.contains(c)).collect(),
+                None => {
+                    let all = header(name, &src)?;
+                    // A misspelt --passthrough column would otherwise show up as one feature
+                    // column too many: name it.
+                    if let Some(missing) = passthrough.iter().find(|p| !all.contains(p)) {
+                        return Err(DecodeError(format!(
+                            "{name}: --passthrough column {missing:?} not found; the file has columns: {}",
+                            all.join(", ")
+                        )));
+                    }
+                    all.into_iter().filter(|c| !passthrough.contains(c)).collect()
+                }
             };
             if let Some(w) = input.row_len()
                 && features.len() != w
