@@ -270,6 +270,32 @@ def build_mean_color():
                     "float32 [N,3,H,W]; output mean_rgb float32 [N,3].")
 
 
+def build_lookup():
+    """y = table[int(x)] with table[i] = 10 i + 1: a model call that fails on a value out of range.
+
+    ORT's Gather refuses an index outside [-10, 9] ("indices element out of data bounds"), so one
+    bad row fails the whole call it is in, as a model does that breaks on some input.
+    """
+    table = numpy_helper.from_array(np.arange(10, dtype=np.float32) * 10 + 1, "table")
+    nodes = [
+        helper.make_node("Cast", ["x"], ["idx"], to=TensorProto.INT64, name="Index"),
+        helper.make_node("Gather", ["table", "idx"], ["y"], axis=0, name="Lookup"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "lookup",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])],
+        initializer=[table],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              ir_version=IR_VERSION, producer_name="batchscore-generate")
+    return finalize(model, "lookup",
+                    "batchscore fixture: y = table[int(x)], table[i] = 10 i + 1 for i in 0..9; "
+                    "input x float32 [N,1]; output y float32 [N,1]. A call with x outside "
+                    "[-10, 10) fails (Gather index out of bounds).")
+
+
 def build_slow(k=SLOW_K, steps=SLOW_STEPS):
     """A long chain of small-ish nodes whose every step depends on the input (no constant folding).
 
@@ -728,7 +754,7 @@ def check_slow(full_timing=False):
 
 
 MODEL_NAMES = ["wine_tensor", "iris_zipmap", "diabetes_multi", "digits_mlp", "digits_mlp_b1",
-               "digits_nchw", "mean_color", "slow"]
+               "digits_nchw", "mean_color", "lookup", "slow"]
 
 
 def main():
@@ -752,6 +778,7 @@ def main():
         "digits_mlp_b1": mlp_b1,
         "digits_nchw": nchw,
         "mean_color": build_mean_color(),
+        "lookup": build_lookup(),
         "slow": build_slow(),
     }
     for name in MODEL_NAMES:

@@ -47,7 +47,8 @@ pub struct ScoreArgs {
     /// grouped, larger ones split (Parquet by row groups, CSV at record boundaries).
     #[arg(long, value_name = "N")]
     pub mini_batch_rows: Option<String>,
-    /// Parallel workers, each with its own ONNX Runtime session [default: number of cores].
+    /// Parallel workers: each reads and decodes one mini-batch at a time for the model sessions
+    /// [default: number of cores].
     #[arg(long, alias = "max-concurrency-per-instance", value_name = "N")]
     pub max_concurrency: Option<String>,
     /// append_row (write predictions) or summary_only (job report only) [default: append_row].
@@ -80,7 +81,11 @@ pub struct ScoreArgs {
     /// Rows or images per model call, packed across files [default: 1024 rows, 32 images, or the model's fixed batch].
     #[arg(long, value_name = "N")]
     pub batch_size: Option<String>,
-    /// ONNX Runtime threads per worker session [default: cores / max-concurrency].
+    /// ONNX Runtime sessions the workers feed; each packs rows or images from several
+    /// mini-batches up to --batch-size [default: one per worker on the CPU, 2 on a GPU].
+    #[arg(long, value_name = "N")]
+    pub sessions: Option<String>,
+    /// ONNX Runtime threads per session [default: cores / sessions on the CPU, 1 on a GPU].
     #[arg(long, value_name = "N")]
     pub intra_threads: Option<String>,
     /// cpu, or cuda / cuda:N for ONNX Runtime's CUDA execution provider on GPU N (needs the
@@ -144,6 +149,7 @@ impl ScoreArgs {
             features: self.features.clone(),
             passthrough: self.passthrough.clone(),
             batch_size: self.batch_size.clone(),
+            sessions: self.sessions.clone(),
             intra_threads: self.intra_threads.clone(),
             device: self.device.clone(),
             image_size: self.image_size.clone(),

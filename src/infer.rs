@@ -86,6 +86,7 @@ pub struct ModelRunner {
     session: Session,
     info: Arc<ModelInfo>,
     batch_size: usize,
+    calls: u64,
 }
 
 /// Seconds spent per stage, summed over calls.
@@ -96,7 +97,12 @@ pub struct InferTimings {
 
 impl ModelRunner {
     pub fn new(session: Session, info: Arc<ModelInfo>, batch_size: usize) -> ModelRunner {
-        ModelRunner { session, info, batch_size }
+        ModelRunner { session, info, batch_size, calls: 0 }
+    }
+
+    /// Model calls made so far.
+    pub fn calls(&self) -> u64 {
+        self.calls
     }
 
     /// Runs every row of `files` (in order) and returns one column per output, one value per row.
@@ -208,6 +214,7 @@ impl ModelRunner {
             .map_err(|e| InferError::Ort(e.to_string()))?;
             values.push((name, value));
         }
+        self.calls += 1;
         let result = self.session.run_with_options(values, &attempt.run_options);
         let outputs = match result {
             Ok(o) => o,

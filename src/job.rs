@@ -37,7 +37,7 @@ use crate::progress::Progress;
 use crate::read::{Fetched, ItemBytes, ItemReader, fetch_one, run_reader};
 use crate::report::{
     Counts, FailureRecord, JobResult, JobStatus, MINI_BATCH_HEADER, MiniBatchRecord, ModelReport, StageTimings,
-    Versions,
+    ThreadTimes, Versions,
 };
 use crate::settings::{Deployment, LogLevel, MiniBatchTarget, OutputAction, Settings, format_byte_size};
 use crate::storage::Location;
@@ -190,17 +190,6 @@ struct MbResult {
     infer: f64,
 }
 
-/// Where a worker waited, in seconds.
-#[derive(Debug, Default, Clone, Copy)]
-struct WorkerWaits {
-    /// For a mini-batch to work on.
-    idle: f64,
-    /// For the writer to take a scored mini-batch.
-    output_wait: f64,
-    /// From the worker's first wait for work to its end.
-    alive: f64,
-}
-
 /// What became of one item of a mini-batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ItemOutcome {
@@ -267,10 +256,23 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
         io.block_on(list_inputs(&input, settings.pattern.as_deref(), Some(&output))).map_err(|e| start_err!(e))?;
     let plan = Arc::new(io.block_on(plan_job(&input, files, settings.mini_batch)).map_err(|e| start_err!(e))?);
 
-    // Workers × intra-op threads ≈ cores, unless told otherwise.
+    // Workers read and decode; sessions run the model. On the CPU each worker has a session
+    // and sessions × intra-op threads ≈ cores; a GPU gets a few sessions fed by many workers.
+    let device = settings.device;
     let workers = settings.max_concurrency.min(plan.mini_batches.len()).max(1);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let intra_threads = settings.intra_threads.unwrap_or((cores / workers).max(1));
+    let sessions = settings
+        .sessions
+        .unwrap_or(match device {
+            crate::settings::Device::Cpu => workers,
+            crate::settings::Device::Cuda(_) => GPU_SESSIONS,
+        })
+        .min(plan.mini_batches.len())
+        .max(1);
+    let intra_threads = settings.intra_threads.unwrap_or(match device {
+        crate::settings::Device::Cpu => (cores / sessions).max(1),
+        crate::settings::Device::Cuda(_) => 1,
+    });
 
     // The model: read it, open the first session, learn its inputs and outputs.
     let env = crate::runtime::environment().map_err(|e| start_err!(e))?;
@@ -280,7 +282,6 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
             reason: e.trim_start_matches("cannot read: ").to_string(),
         })
     })?;
-    let device = settings.device;
     let first_session = build_session_on(env, &model_bytes, intra_threads, device).map_err(|reason| {
         if reason.starts_with("--device") {
             start_err!(reason)
@@ -320,11 +321,12 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
         String::new()
     };
     tracing::info!(
-        "job {job_id}: {} files ({} bytes){pieces} in {} mini-batches of {per_mini_batch}; {} workers x {} threads on {device}; batch {}",
+        "job {job_id}: {} files ({} bytes){pieces} in {} mini-batches of {per_mini_batch}; {} workers feed {} sessions x {} threads on {device}; batch {}",
         plan.files.len(),
         plan.total_bytes,
         plan.mini_batches.len(),
         workers,
+        sessions,
         intra_threads,
         batch_size
     );
@@ -343,6 +345,7 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
         feeder: feeder.clone(),
         batch_size,
         workers,
+        sessions,
         intra_threads,
     };
 
@@ -360,28 +363,42 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
         cancel: cancel.clone(),
         io: io.handle().clone(),
     });
-    // Memory holds the mini-batches being read (`ahead`), one waiting for a worker, one per
-    // worker, and up to one scored per worker waiting for the writer. Read-ahead is sized in
-    // bytes: about PREFETCH_BYTES of input, at least one mini-batch and at most four.
+    // Memory holds the mini-batches being read (`ahead`), one waiting for a worker, one being
+    // decoded per worker, decoded ones waiting for a session (`waiting`), those being scored,
+    // and up to one scored per session waiting for the writer. Read-ahead is sized in bytes:
+    // about PREFETCH_BYTES of input, at least one mini-batch and at most four.
     let mean_bytes = plan.total_bytes / (plan.mini_batches.len() as u64).max(1);
     let ahead = (PREFETCH_BYTES / mean_bytes.max(1)).clamp(1, 4) as usize;
+    // One session per worker: each worker decodes its own mini-batches and scores them (no
+    // hand-over, which on a CPU only adds threads competing for the same cores). Fewer sessions
+    // than workers (a GPU): workers decode and hand decoded mini-batches to the sessions.
+    let staged = sessions < workers;
+    // Decoded mini-batches wait for a session: enough of them for its next model calls.
+    let fill = match shared.feeder {
+        crate::preprocess::Feeder::Image { .. } => {
+            (GROUP_CALLS * batch_size).div_ceil((plan.items.len() / plan.mini_batches.len().max(1)).max(1))
+        }
+        _ => 1,
+    };
+    let waiting = (sessions * fill).clamp(sessions, MAX_DECODED_WAITING.max(sessions));
     let (work_tx, work_rx) = flume::bounded::<Fetched>(1);
-    // Bounded too: when writing the output is the slow stage, workers wait instead of piling
+    let (decoded_tx, decoded_rx) = flume::bounded::<Prepared>(if staged { waiting } else { 0 });
+    // Bounded too: when writing the output is the slow stage, sessions wait instead of piling
     // scored mini-batches up in memory.
-    let (result_tx, result_rx) = flume::bounded::<MbResult>(workers);
+    let (result_tx, result_rx) = flume::bounded::<MbResult>(sessions);
     let (ready_tx, ready_rx) = flume::unbounded::<Result<(), String>>();
     let mut first_session = Some(first_session);
-    let mut handles = Vec::new();
-    for w in 0..workers {
+    let mut session_handles = Vec::new();
+    for n in 0..sessions {
         let session = first_session.take();
         let shared = shared.clone();
-        let rx = work_rx.clone();
+        let feed = if staged { Feed::Decoded(decoded_rx.clone()) } else { Feed::Read(work_rx.clone()) };
         let tx = result_tx.clone();
         let ready = ready_tx.clone();
         let model_bytes = model_bytes.clone();
         let info = info.clone();
         let handle = std::thread::Builder::new()
-            .name(format!("batchscore-worker-{w}"))
+            .name(format!("batchscore-{}-{n}", if staged { "session" } else { "worker" }))
             .spawn(move || {
                 let session = match session {
                     Some(s) => Ok(s),
@@ -394,47 +411,72 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
                     }
                     Err(e) => {
                         let _ = ready.send(Err(e));
-                        return WorkerWaits::default();
+                        return (ThreadTimes::default(), 0);
                     }
                 };
                 drop(model_bytes);
-                let mut waits = WorkerWaits::default();
-                let alive = Instant::now();
-                loop {
-                    let t = Instant::now();
-                    let Ok(fetched) = rx.recv() else { break };
-                    waits.idle += t.elapsed().as_secs_f64();
-                    if shared.cancel.load(Ordering::Relaxed) {
-                        // The job is stopping: leave the rest unrun (listed as not_run).
-                        continue;
-                    }
-                    let result = process(&shared, &mut runner, fetched);
-                    let t = Instant::now();
-                    if tx.send(result).is_err() {
-                        break;
-                    }
-                    waits.output_wait += t.elapsed().as_secs_f64();
-                }
-                waits.alive = alive.elapsed().as_secs_f64();
-                waits
+                let times = run_session(&shared, &mut runner, &feed, &tx, batch_size);
+                (times, runner.calls())
             })
-            .map_err(|e| start_err!(format!("cannot start a worker thread: {e}")))?;
-        handles.push(handle);
+            .map_err(|e| start_err!(format!("cannot start a session thread: {e}")))?;
+        session_handles.push(handle);
     }
     drop(result_tx);
     drop(ready_tx);
-    drop(work_rx);
-    for _ in 0..workers {
-        if let Err(e) = ready_rx.recv().unwrap_or_else(|_| Err("a worker thread stopped while starting".into())) {
-            cancel.store(true, Ordering::Relaxed);
-            drop(work_tx);
-            for h in handles {
-                let _ = h.join();
-            }
-            watchdog.stop();
+    drop(decoded_rx);
+    let stop_threads = |session_handles: Vec<std::thread::JoinHandle<(ThreadTimes, u64)>>| {
+        cancel.store(true, Ordering::Relaxed);
+        for h in session_handles {
+            let _ = h.join();
+        }
+        watchdog.stop();
+    };
+    for _ in 0..sessions {
+        if let Err(e) = ready_rx.recv().unwrap_or_else(|_| Err("a session thread stopped while starting".into())) {
+            drop((work_tx, decoded_tx, work_rx));
+            stop_threads(session_handles);
             return Err(start_err!(ModelError::Load { model: model_loc.display.clone(), reason: e }));
         }
     }
+    let mut worker_handles = Vec::new();
+    for w in 0..if staged { workers } else { 0 } {
+        let shared = shared.clone();
+        let rx = work_rx.clone();
+        let tx = decoded_tx.clone();
+        let handle = std::thread::Builder::new().name(format!("batchscore-worker-{w}")).spawn(move || {
+            let mut times = ThreadTimes { threads: 1, ..Default::default() };
+            let alive = Instant::now();
+            loop {
+                let t = Instant::now();
+                let Ok(fetched) = rx.recv() else { break };
+                times.waiting_for_input += t.elapsed().as_secs_f64();
+                if shared.cancel.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let prepared = prepare(&shared, fetched);
+                let t = Instant::now();
+                if tx.send(prepared).is_err() {
+                    break;
+                }
+                times.waiting_for_output += t.elapsed().as_secs_f64();
+            }
+            times.alive = alive.elapsed().as_secs_f64();
+            times
+        });
+        match handle {
+            Ok(h) => worker_handles.push(h),
+            Err(e) => {
+                drop((work_tx, decoded_tx, work_rx));
+                for h in worker_handles {
+                    let _ = h.join();
+                }
+                stop_threads(session_handles);
+                return Err(start_err!(format!("cannot start a worker thread: {e}")));
+            }
+        }
+    }
+    drop(decoded_tx);
+    drop(work_rx);
 
     // Reader, and Ctrl-C.
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -519,15 +561,16 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
         absorb(&mut counts, &mut timings, &mut first_failure, r);
     }
     let _ = io.block_on(reader);
-    for h in handles {
-        match h.join() {
-            Ok(w) => {
-                timings.idle += w.idle;
-                timings.output_wait += w.output_wait;
-                timings.workers += w.alive;
+    let handles = worker_handles.into_iter().map(|h| h.join().map(|t| (t, None)));
+    for joined in handles.chain(session_handles.into_iter().map(|h| h.join().map(|(t, calls)| (t, Some(calls))))) {
+        match joined {
+            Ok((t, None)) => timings.workers.add(&t),
+            Ok((t, Some(calls))) => {
+                timings.sessions.add(&t);
+                counts.model_calls += calls;
             }
             Err(_) => {
-                write_error.get_or_insert_with(|| "a worker thread panicked".into());
+                write_error.get_or_insert_with(|| "a worker or session thread panicked".into());
             }
         }
     }
@@ -699,6 +742,17 @@ fn csv_line<I: IntoIterator<Item = String>>(fields: I) -> String {
 /// About how many bytes of input are read ahead of the workers (see `ahead` in [`run`]).
 const PREFETCH_BYTES: u64 = 128 << 20;
 
+/// Model sessions on a GPU by default: two, so that one's copies and CPU work overlap the
+/// other's kernels.
+const GPU_SESSIONS: usize = 2;
+
+/// A session takes small mini-batches together until their rows fill whole model calls, or
+/// this many calls.
+const GROUP_CALLS: usize = 4;
+
+/// At most this many decoded mini-batches wait for a session (unless there are more sessions).
+const MAX_DECODED_WAITING: usize = 64;
+
 /// The reason given for files left unscored when the job stopped; they are not failed items.
 const STOPPED: &str = "not scored: the job was stopped";
 
@@ -711,16 +765,105 @@ enum FileState {
     Failed(String, Option<DecodedFile>),
 }
 
-/// Decodes, scores and accounts for one mini-batch, with retries and narrowing.
-fn process(shared: &Shared, runner: &mut ModelRunner, fetched: Fetched) -> MbResult {
+/// A mini-batch read and decoded by a worker, on its way to a session.
+struct Prepared {
+    id: usize,
+    items: Vec<usize>,
+    /// The rows of each item, when known: from the plan, or from the read (CSV pieces).
+    known_rows: Vec<Option<std::ops::Range<u64>>>,
+    states: Vec<FileState>,
+    read: f64,
+    decode: f64,
+    /// Seconds of model calls spent on it so far (its share of a packed call).
+    infer: f64,
+    /// Seconds of work on it so far, not counting its waits between stages.
+    busy: f64,
+}
+
+impl Prepared {
+    /// Rows (or images) decoded and ready for the model.
+    fn decoded_rows(&self) -> usize {
+        self.states
+            .iter()
+            .map(|s| match s {
+                FileState::Decoded(d) => d.rows,
+                _ => 0,
+            })
+            .sum()
+    }
+}
+
+/// Where a session's mini-batches come from.
+enum Feed {
+    /// Read ones, which the session's own thread decodes (one session per worker).
+    Read(flume::Receiver<Fetched>),
+    /// Decoded ones, from the workers.
+    Decoded(flume::Receiver<Prepared>),
+}
+
+impl Feed {
+    /// The next mini-batch, decoded; `None` once there are no more. Only the wait counts as
+    /// waiting for input.
+    fn next(&self, shared: &Shared, times: &mut ThreadTimes) -> Option<Prepared> {
+        let t = Instant::now();
+        match self {
+            Feed::Read(rx) => {
+                let fetched = rx.recv().ok();
+                times.waiting_for_input += t.elapsed().as_secs_f64();
+                fetched.map(|f| prepare(shared, f))
+            }
+            Feed::Decoded(rx) => {
+                let prepared = rx.recv().ok();
+                times.waiting_for_input += t.elapsed().as_secs_f64();
+                prepared
+            }
+        }
+    }
+}
+
+/// A session's loop: takes mini-batches until its model calls are full (small mini-batches,
+/// such as a few images each, are scored together), scores them, and hands the results on.
+fn run_session(
+    shared: &Shared,
+    runner: &mut ModelRunner,
+    feed: &Feed,
+    tx: &flume::Sender<MbResult>,
+    batch_size: usize,
+) -> ThreadTimes {
+    let mut times = ThreadTimes { threads: 1, ..Default::default() };
+    let alive = Instant::now();
+    'work: while let Some(first) = feed.next(shared, &mut times) {
+        if shared.cancel.load(Ordering::Relaxed) {
+            // The job is stopping: leave the rest unrun (listed as not_run).
+            continue;
+        }
+        // Take more until the calls come out full (or there are enough for a few).
+        let mut rows = first.decoded_rows();
+        let mut group = vec![first];
+        while rows % batch_size != 0 && rows < GROUP_CALLS * batch_size && !shared.cancel.load(Ordering::Relaxed) {
+            let Some(p) = feed.next(shared, &mut times) else { break };
+            rows += p.decoded_rows();
+            group.push(p);
+        }
+        for result in score_group(shared, runner, group) {
+            let t = Instant::now();
+            if tx.send(result).is_err() {
+                break 'work;
+            }
+            times.waiting_for_output += t.elapsed().as_secs_f64();
+        }
+    }
+    times.alive = alive.elapsed().as_secs_f64();
+    times
+}
+
+/// A worker's part: decodes what was read (deterministic: a file that cannot be decoded fails
+/// now, and is not retried).
+fn prepare(shared: &Shared, fetched: Fetched) -> Prepared {
     let started = Instant::now();
-    let s = &shared.settings;
-    let range = shared.plan.mini_batches[fetched.mini_batch].clone();
-    let items: Vec<usize> = range.collect();
-    // The rows of each item, when known: from the plan, or from the read (CSV pieces).
-    let mut known_rows: Vec<Option<std::ops::Range<u64>>> =
-        items.iter().map(|i| shared.plan.items[*i].part.rows()).collect();
-    let mut states: Vec<FileState> = fetched
+    let items: Vec<usize> = shared.plan.mini_batches[fetched.mini_batch].clone().collect();
+    let known_rows = items.iter().map(|i| shared.plan.items[*i].part.rows()).collect();
+    let states = fetched
         .bytes
         .into_iter()
         .map(|b| match b {
@@ -728,9 +871,78 @@ fn process(shared: &Shared, runner: &mut ModelRunner, fetched: Fetched) -> MbRes
             Err(e) => FileState::NeedBytes(e),
         })
         .collect();
-    let mut read = fetched.seconds;
-    let mut decode = 0.0;
-    let mut infer = InferTimings::default();
+    let mut p = Prepared {
+        id: fetched.mini_batch,
+        items,
+        known_rows,
+        states,
+        read: fetched.seconds,
+        decode: 0.0,
+        infer: 0.0,
+        busy: 0.0,
+    };
+    decode_read(shared, &mut p);
+    p.busy = started.elapsed().as_secs_f64();
+    p
+}
+
+/// Decodes the items whose bytes are in.
+fn decode_read(shared: &Shared, p: &mut Prepared) {
+    for (i, st) in p.states.iter_mut().enumerate() {
+        if let FileState::Bytes(_) = st {
+            let FileState::Bytes(b) = std::mem::replace(st, FileState::Failed(String::new(), None)) else {
+                unreachable!("matched above")
+            };
+            let t = Instant::now();
+            let decoded = decode_item(shared, p.items[i], b, &mut p.known_rows[i]);
+            p.decode += t.elapsed().as_secs_f64();
+            *st = match decoded {
+                Ok(d) => FileState::Decoded(d),
+                Err(e) => FileState::Failed(e.0, None),
+            };
+        }
+    }
+}
+
+/// A session's part for several mini-batches taken together: one packed pass over all their
+/// decoded items, so that small mini-batches still make full model calls. If that pass fails,
+/// each mini-batch is scored on its own, with its own retries and narrowing, so a bad file
+/// fails only its own mini-batch.
+fn score_group(shared: &Shared, runner: &mut ModelRunner, mut group: Vec<Prepared>) -> Vec<MbResult> {
+    if group.len() > 1 && !shared.cancel.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        let rows: Vec<usize> = group.iter().map(Prepared::decoded_rows).collect();
+        let total = rows.iter().sum::<usize>().max(1) as f64;
+        let mut infer = InferTimings::default();
+        // The attempt's time limit is per mini-batch.
+        let timeout = shared.settings.timeout * group.len() as f64;
+        if let Ok(attempt) = shared.watchdog.attempt(timeout, shared.cancel.clone()) {
+            let decoded: Vec<&mut FileState> = group
+                .iter_mut()
+                .flat_map(|p| p.states.iter_mut())
+                .filter(|s| matches!(s, FileState::Decoded(_)))
+                .collect();
+            if let Err(e) = infer_states(runner, decoded, &attempt, &mut infer) {
+                tracing::debug!("packed call over mini-batches {}..={}: {e}", group[0].id, group[group.len() - 1].id);
+            }
+        }
+        // Each mini-batch's share of the packed pass, by its rows.
+        let spent = started.elapsed().as_secs_f64();
+        for (p, r) in group.iter_mut().zip(rows) {
+            p.infer += infer.infer * r as f64 / total;
+            p.busy += spent * r as f64 / total;
+        }
+    }
+    group.into_iter().map(|p| score(shared, runner, p)).collect()
+}
+
+/// A session's part: scores one mini-batch's decoded items (those a packed pass has not
+/// already scored), re-reading what could not be read, with retries and narrowing; then
+/// accounts for it.
+fn score(shared: &Shared, runner: &mut ModelRunner, mut p: Prepared) -> MbResult {
+    let started = Instant::now();
+    let s = &shared.settings;
+    let mut infer = InferTimings { infer: p.infer };
     let mut attempts = 0u32;
     let mut last_error: Option<String> = None;
     let max_attempts = s.max_retries + 1;
@@ -744,58 +956,44 @@ fn process(shared: &Shared, runner: &mut ModelRunner, fetched: Fetched) -> MbRes
                 continue;
             }
         };
-        // Re-read what could not be read.
-        for (i, st) in states.iter_mut().enumerate() {
+        // Re-read what could not be read, and decode it.
+        for (i, st) in p.states.iter_mut().enumerate() {
             if let FileState::NeedBytes(_) = st {
                 let t = Instant::now();
-                let got = shared.io.block_on(shared.reader.fetch(items[i]));
-                read += t.elapsed().as_secs_f64();
+                let got = shared.io.block_on(shared.reader.fetch(p.items[i]));
+                p.read += t.elapsed().as_secs_f64();
                 *st = match got {
                     Ok(b) => FileState::Bytes(b),
                     Err(e) => FileState::NeedBytes(e),
                 };
             }
         }
-        // Decode (deterministic: a file that cannot be decoded fails now).
-        for (i, st) in states.iter_mut().enumerate() {
-            if let FileState::Bytes(_) = st {
-                let FileState::Bytes(b) = std::mem::replace(st, FileState::Failed(String::new(), None)) else {
-                    unreachable!("matched above")
-                };
-                let t = Instant::now();
-                let decoded = decode_item(shared, items[i], b, &mut known_rows[i]);
-                decode += t.elapsed().as_secs_f64();
-                *st = match decoded {
-                    Ok(d) => FileState::Decoded(d),
-                    Err(e) => FileState::Failed(e.0, None),
-                };
-            }
-        }
-        let todo: Vec<usize> = (0..states.len()).filter(|i| matches!(states[*i], FileState::Decoded(_))).collect();
+        decode_read(shared, &mut p);
+        let todo: Vec<&mut FileState> = p.states.iter_mut().filter(|s| matches!(s, FileState::Decoded(_))).collect();
         if !todo.is_empty() {
-            match infer_files(runner, &mut states, &todo, &attempt, &mut infer) {
+            match infer_states(runner, todo, &attempt, &mut infer) {
                 Ok(()) => {}
                 Err(InferError::Cancelled) => break,
                 Err(e) => {
-                    tracing::debug!("mini-batch {} attempt {attempts}: {e}", fetched.mini_batch);
+                    tracing::debug!("mini-batch {} attempt {attempts}: {e}", p.id);
                     last_error = Some(e.to_string());
                 }
             }
         }
-        if let Some(FileState::NeedBytes(e)) = states.iter().find(|s| matches!(s, FileState::NeedBytes(_))) {
+        if let Some(FileState::NeedBytes(e)) = p.states.iter().find(|s| matches!(s, FileState::NeedBytes(_))) {
             last_error = Some(e.clone());
         }
-        if !states.iter().any(|s| matches!(s, FileState::NeedBytes(_) | FileState::Decoded(_))) {
+        if !p.states.iter().any(|s| matches!(s, FileState::NeedBytes(_) | FileState::Decoded(_))) {
             break;
         }
     }
     // Narrow down what still fails, so one bad file does not fail its neighbours.
-    let stuck: Vec<usize> = (0..states.len()).filter(|i| matches!(states[*i], FileState::Decoded(_))).collect();
+    let stuck: Vec<usize> = (0..p.states.len()).filter(|i| matches!(p.states[*i], FileState::Decoded(_))).collect();
     if stuck.len() > 1 && !shared.cancel.load(Ordering::Relaxed) {
-        narrow(shared, runner, &mut states, &stuck, &mut infer);
+        narrow(shared, runner, &mut p.states, &stuck, &mut infer);
     }
     let cancelled = shared.cancel.load(Ordering::Relaxed);
-    for st in states.iter_mut() {
+    for st in p.states.iter_mut() {
         let reason = match st {
             FileState::NeedBytes(_) | FileState::Bytes(_) | FileState::Decoded(_) if cancelled => {
                 Some(STOPPED.to_string())
@@ -815,7 +1013,8 @@ fn process(shared: &Shared, runner: &mut ModelRunner, fetched: Fetched) -> MbRes
             *st = FileState::Failed(reason, decoded);
         }
     }
-    finish_result(shared, fetched.mini_batch, &items, &known_rows, states, attempts, started, read, decode, infer.infer)
+    p.infer = infer.infer;
+    finish_result(shared, p, attempts, started)
 }
 
 /// Decodes one item's bytes: a whole file, or a piece of one (noting a CSV piece's rows).
@@ -844,17 +1043,16 @@ fn decode_item(
     }
 }
 
-/// Runs the decoded files `idx` in one packed pass; on success they become Done.
-fn infer_files(
+/// Runs the given decoded items in one packed pass, in order; on success they become Done.
+fn infer_states(
     runner: &mut ModelRunner,
-    states: &mut [FileState],
-    idx: &[usize],
+    mut states: Vec<&mut FileState>,
     attempt: &Attempt,
     infer: &mut InferTimings,
 ) -> Result<(), InferError> {
-    let decoded: Vec<&DecodedFile> = idx
+    let decoded: Vec<&DecodedFile> = states
         .iter()
-        .map(|i| match &states[*i] {
+        .map(|s| match &**s {
             FileState::Decoded(d) => d,
             _ => unreachable!("only decoded files are scored"),
         })
@@ -862,13 +1060,13 @@ fn infer_files(
     let outputs = runner.run_rows(&decoded, attempt, infer)?;
     let sizes: Vec<usize> = decoded.iter().map(|d| d.rows).collect();
     let mut offset = 0;
-    for (k, i) in idx.iter().enumerate() {
-        let cols: Vec<ArrayRef> = outputs.iter().map(|c| c.slice(offset, sizes[k])).collect();
-        offset += sizes[k];
-        let FileState::Decoded(d) = std::mem::replace(&mut states[*i], FileState::Failed(String::new(), None)) else {
+    for (st, size) in states.iter_mut().zip(sizes) {
+        let cols: Vec<ArrayRef> = outputs.iter().map(|c| c.slice(offset, size)).collect();
+        offset += size;
+        let FileState::Decoded(d) = std::mem::replace(&mut **st, FileState::Failed(String::new(), None)) else {
             unreachable!()
         };
-        states[*i] = FileState::Done(d, cols);
+        **st = FileState::Done(d, cols);
     }
     Ok(())
 }
@@ -887,7 +1085,9 @@ fn narrow(
     let Ok(attempt) = shared.watchdog.attempt(shared.settings.timeout, shared.cancel.clone()) else {
         return;
     };
-    match infer_files(runner, states, idx, &attempt, infer) {
+    let chosen: Vec<&mut FileState> =
+        states.iter_mut().enumerate().filter(|(i, _)| idx.contains(i)).map(|(_, s)| s).collect();
+    match infer_states(runner, chosen, &attempt, infer) {
         Ok(()) => {}
         Err(e) => {
             drop(attempt);
@@ -907,19 +1107,10 @@ fn narrow(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn finish_result(
-    shared: &Shared,
-    id: usize,
-    items: &[usize],
-    known_rows: &[Option<std::ops::Range<u64>>],
-    states: Vec<FileState>,
-    attempts: u32,
-    started: Instant,
-    read: f64,
-    decode: f64,
-    infer: f64,
-) -> MbResult {
+/// Turns a scored mini-batch into its result: output rows, failures, outcomes and its record.
+/// `started`: when the session took it up.
+fn finish_result(shared: &Shared, p: Prepared, attempts: u32, started: Instant) -> MbResult {
+    let Prepared { id, items, known_rows, states, read, decode, infer, busy } = p;
     let plan = &shared.plan;
     let tabular = shared.feeder.has_row_numbers();
     let mut failures = Vec::new();
@@ -1052,7 +1243,7 @@ fn finish_result(
             files: plan.mini_batch_label(id),
             attempts,
             status,
-            seconds: started.elapsed().as_secs_f64(),
+            seconds: busy + started.elapsed().as_secs_f64(),
             rows: rows_scored,
             failed_items: items_failed,
             error: first_error,

@@ -66,11 +66,13 @@ pub struct Counts {
     pub mini_batches_total: u64,
     pub mini_batches_run: u64,
     pub retries: u64,
+    /// ONNX Runtime calls made; rows (or images) scored per call is the batch actually used.
+    pub model_calls: u64,
 }
 
-/// Seconds spent in each stage. `read`, `decode`, `infer`, `idle` and `output_wait` are summed
-/// over workers (so they may exceed the wall time); `workers` is the workers' whole time,
-/// summed, which their busy and waiting time add up to.
+/// Seconds spent in each stage. `read`, `decode` and `infer` are summed over mini-batches, which
+/// run side by side (so they may exceed the wall time); `workers` and `sessions` say how the
+/// pipeline's threads spent their time.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StageTimings {
     pub wall: f64,
@@ -80,30 +82,63 @@ pub struct StageTimings {
     pub read: f64,
     pub decode: f64,
     pub infer: f64,
-    /// Writing the output (on the collector thread, while workers score).
+    /// Writing the output (on the collector thread, while the sessions score).
     pub write: f64,
     pub commit: f64,
-    /// Worker seconds spent waiting for a mini-batch: reading could not keep up.
-    pub idle: f64,
-    /// Worker seconds spent waiting for the writer to take a scored mini-batch.
-    pub output_wait: f64,
-    /// The workers' time, summed: from each one's first wait for work to its end.
-    pub workers: f64,
-    /// The stage that bounds the job's speed: `read` (workers idle), `write` (workers wait
-    /// on the output), or the workers' own `decode` or `infer`.
+    /// The workers, which decode mini-batches for the sessions when there are fewer sessions
+    /// than workers (a GPU): waiting for input means reading could not keep up; waiting for
+    /// output, that the sessions could not. With one session per worker, each decodes its own
+    /// input and this is empty (`threads`: 0).
+    pub workers: ThreadTimes,
+    /// The model sessions: waiting for input means the workers could not keep up; waiting for
+    /// output, that writing could not.
+    pub sessions: ThreadTimes,
+    /// The stage that bounds the job's speed: `write` (sessions wait on the output), `read`
+    /// or `decode` (sessions wait for input, because the workers wait for bytes or are busy
+    /// decoding), or what keeps the sessions busy: `infer` (or `decode`, where they decode
+    /// their own input and that takes longer).
     pub bound_by: &'static str,
 }
 
+/// One kind of pipeline thread's time, summed over the threads of that kind.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ThreadTimes {
+    pub threads: usize,
+    /// From each thread's first wait for work to its end.
+    pub alive: f64,
+    pub waiting_for_input: f64,
+    pub waiting_for_output: f64,
+}
+
+impl ThreadTimes {
+    pub fn add(&mut self, other: &ThreadTimes) {
+        self.threads += other.threads;
+        self.alive += other.alive;
+        self.waiting_for_input += other.waiting_for_input;
+        self.waiting_for_output += other.waiting_for_output;
+    }
+
+    /// The fraction of their time these threads spent on `x`.
+    fn share(&self, x: f64) -> f64 {
+        if self.alive > 0.0 { x / self.alive } else { 0.0 }
+    }
+}
+
+/// A fifth of a stage's time spent waiting on one side points there.
+const WAITING_BOUND: f64 = 0.2;
+
 impl StageTimings {
-    /// Which stage bounds the job: a fifth of the workers' time spent waiting on one side points
-    /// there; otherwise the larger of the workers' two stages.
+    /// Which stage bounds the job, from where the sessions wait, and if they wait for input,
+    /// where the workers do.
     pub fn bounding_stage(&self) -> &'static str {
-        let share = |x: f64| if self.workers > 0.0 { x / self.workers } else { 0.0 };
-        if share(self.idle) >= 0.2 && self.idle >= self.output_wait {
-            "read"
-        } else if share(self.output_wait) >= 0.2 {
+        let (s, w) = (&self.sessions, &self.workers);
+        let starved = s.share(s.waiting_for_input) >= WAITING_BOUND;
+        if s.share(s.waiting_for_output) >= WAITING_BOUND && !(starved && s.waiting_for_input > s.waiting_for_output) {
             "write"
-        } else if self.decode > self.infer {
+        } else if starved {
+            // Sessions that decode their own input (no workers apart) wait only for bytes.
+            if w.threads == 0 || w.share(w.waiting_for_input) >= WAITING_BOUND { "read" } else { "decode" }
+        } else if w.threads == 0 && self.decode > self.infer {
             "decode"
         } else {
             "infer"
@@ -120,6 +155,7 @@ pub struct ModelReport {
     pub feeder: crate::preprocess::Feeder,
     pub batch_size: usize,
     pub workers: usize,
+    pub sessions: usize,
     pub intra_threads: usize,
 }
 
@@ -178,27 +214,29 @@ impl MiniBatchRecord {
 
 #[cfg(test)]
 mod tests {
-    use super::StageTimings;
+    use super::{StageTimings, ThreadTimes};
 
-    fn t(decode: f64, infer: f64, idle: f64, output_wait: f64) -> StageTimings {
-        StageTimings {
-            decode,
-            infer,
-            idle,
-            output_wait,
-            workers: decode + infer + idle + output_wait,
-            ..Default::default()
-        }
+    fn times(alive: f64, input: f64, output: f64) -> ThreadTimes {
+        ThreadTimes { threads: 2, alive, waiting_for_input: input, waiting_for_output: output }
+    }
+
+    fn t(workers: ThreadTimes, sessions: ThreadTimes) -> StageTimings {
+        StageTimings { workers, sessions, ..Default::default() }
     }
 
     #[test]
-    fn the_bounding_stage_is_where_workers_wait_or_work_most() {
-        assert_eq!(t(1.0, 8.0, 1.0, 0.0).bounding_stage(), "infer");
-        assert_eq!(t(5.0, 4.0, 1.0, 0.0).bounding_stage(), "decode");
-        assert_eq!(t(1.0, 5.0, 4.0, 0.0).bounding_stage(), "read");
-        assert_eq!(t(1.0, 5.0, 0.5, 3.5).bounding_stage(), "write");
+    fn the_bounding_stage_is_where_sessions_wait_or_work() {
+        // Sessions busy, workers waiting for them to take decoded mini-batches.
+        assert_eq!(t(times(10.0, 1.0, 7.0), times(10.0, 0.5, 0.5)).bounding_stage(), "infer");
+        // Sessions waiting for input; the workers busy decoding.
+        assert_eq!(t(times(10.0, 0.5, 0.5), times(10.0, 6.0, 0.0)).bounding_stage(), "decode");
+        // Sessions and workers both waiting for input: reading is behind.
+        assert_eq!(t(times(10.0, 6.0, 0.0), times(10.0, 7.0, 0.0)).bounding_stage(), "read");
+        // Sessions waiting for the writer.
+        assert_eq!(t(times(10.0, 0.5, 6.0), times(10.0, 0.5, 4.0)).bounding_stage(), "write");
         // Both waits above a fifth: the larger one.
-        assert_eq!(t(1.0, 1.0, 3.0, 5.0).bounding_stage(), "write");
+        assert_eq!(t(times(10.0, 0.5, 2.0), times(10.0, 3.0, 5.0)).bounding_stage(), "write");
+        assert_eq!(t(times(10.0, 0.5, 2.0), times(10.0, 5.0, 3.0)).bounding_stage(), "decode");
         assert_eq!(StageTimings::default().bounding_stage(), "infer");
     }
 }

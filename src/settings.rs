@@ -216,6 +216,7 @@ pub struct RawSettings {
     pub features: Option<Vec<String>>,
     pub passthrough: Option<Vec<String>>,
     pub batch_size: Option<String>,
+    pub sessions: Option<String>,
     pub intra_threads: Option<String>,
     pub device: Option<String>,
     pub image_size: Option<String>,
@@ -262,7 +263,9 @@ pub struct Settings {
     pub passthrough: Vec<String>,
     /// Rows or images per model call; `None` picks a default per input kind.
     pub batch_size: Option<usize>,
-    /// ONNX Runtime intra-op threads per worker session; `None`: cores / workers.
+    /// ONNX Runtime sessions the workers feed; `None`: one per worker on the CPU, 2 on a GPU.
+    pub sessions: Option<usize>,
+    /// ONNX Runtime intra-op threads per session; `None`: cores / sessions on the CPU, 1 on a GPU.
     pub intra_threads: Option<usize>,
     /// Where the model runs: the CPU or a CUDA GPU.
     pub device: Device,
@@ -362,6 +365,7 @@ impl RawSettings {
             features,
             passthrough,
             batch_size,
+            sessions,
             intra_threads,
             device,
             image_size,
@@ -489,6 +493,10 @@ impl RawSettings {
                 Device::parse(v).ok_or_else(|| bad("device", v, "use cpu, cuda or cuda:N (N: the GPU's index)"))?
             }
         };
+        let sessions = match &self.sessions {
+            None => None,
+            Some(v) => Some(parse_count(&Some(v.clone()), "sessions", 1, 1, &bad)?),
+        };
         let intra_threads = match &self.intra_threads {
             None => None,
             Some(v) => Some(parse_count(&Some(v.clone()), "intra_threads", 1, 1, &bad)?),
@@ -601,6 +609,7 @@ impl RawSettings {
             features,
             passthrough,
             batch_size,
+            sessions,
             intra_threads,
             device,
             image,
@@ -873,6 +882,7 @@ fn read_extension(v: &Value, origin: &str, dep: &mut Deployment) -> Result<(), C
             "features" => s.features = Some(list(v, origin, &name)?),
             "passthrough" => s.passthrough = Some(list(v, origin, &name)?),
             "batch_size" => s.batch_size = Some(scalar(v, origin, &name)?),
+            "sessions" => s.sessions = Some(scalar(v, origin, &name)?),
             "intra_threads" => s.intra_threads = Some(scalar(v, origin, &name)?),
             "device" => s.device = Some(scalar(v, origin, &name)?),
             "mini_batch_rows" => s.mini_batch_rows = Some(scalar(v, origin, &name)?),
@@ -888,7 +898,7 @@ fn read_extension(v: &Value, origin: &str, dep: &mut Deployment) -> Result<(), C
                     origin,
                     &name,
                     v,
-                    "unknown batchscore option; known: pattern, features, passthrough, batch_size, intra_threads, device, \
+                    "unknown batchscore option; known: pattern, features, passthrough, batch_size, sessions, intra_threads, device, \
                      mini_batch_rows, image_size, channels, scale, mean, std, layout, resize",
                 ));
             }

@@ -215,16 +215,26 @@ fn logs_of_a_clean_job() {
     assert_eq!(s["passthrough"], serde_json::json!(["id"]));
     assert_eq!(jr["model"]["path"], model("iris_zipmap.onnx"));
     assert_eq!(jr["model"]["sha256"].as_str().map(str::len), Some(64));
-    // The per-stage breakdown: the workers' busy and waiting time fit in their whole time.
+    // The per-stage breakdown: the sessions' (here each worker's own) busy and waiting time
+    // fit in their whole time.
     let t = &jr["timings_seconds"];
-    let secs = |k: &str| t[k].as_f64().unwrap_or_else(|| panic!("timings_seconds.{k}: {t}"));
-    for k in ["wall", "plan", "read", "decode", "infer", "write", "commit", "idle", "output_wait", "workers"] {
-        assert!(secs(k) >= 0.0, "{k}: {t}");
+    let secs = |v: &Value, k: &str| v[k].as_f64().unwrap_or_else(|| panic!("timings_seconds.{k}: {t}"));
+    for k in ["wall", "plan", "read", "decode", "infer", "write", "commit"] {
+        assert!(secs(t, k) >= 0.0, "{k}: {t}");
     }
-    assert!(secs("workers") > 0.0 && secs("workers") <= 2.0 * secs("wall"), "{t}");
-    let accounted = secs("decode") + secs("infer") + secs("idle") + secs("output_wait");
-    assert!(accounted <= secs("workers") * 1.01 + 0.001, "{t}");
+    let sessions = &t["sessions"];
+    assert_eq!(sessions["threads"], jr["model"]["sessions"], "{t}");
+    assert_eq!(t["workers"]["threads"], 0, "one session per worker: no workers apart: {t}");
+    let alive = secs(sessions, "alive");
+    assert!(alive > 0.0 && alive <= 2.0 * secs(t, "wall"), "{t}");
+    let accounted = secs(t, "decode")
+        + secs(t, "infer")
+        + secs(sessions, "waiting_for_input")
+        + secs(sessions, "waiting_for_output");
+    assert!(accounted <= alive * 1.01 + 0.001, "{t}");
     assert!(["read", "decode", "infer", "write"].contains(&t["bound_by"].as_str().unwrap()), "{t}");
+    // 150 rows, 1024 per call: the two mini-batches make one call, or one each.
+    assert!((1..=2).contains(&jr["counts"]["model_calls"].as_u64().unwrap()), "{}", jr["counts"]);
 
     let (header, mbs) = mini_batches(&out);
     assert_eq!(header, ["id", "files", "attempts", "status", "seconds", "rows", "failed_items", "error"]);

@@ -56,6 +56,8 @@ fn bad_flag_values_name_the_setting_and_create_nothing() {
         (&["--logging-level", "loud"], &["logging_level", "warning, info or debug"]),
         (&["--pattern", "part-[0"], &["pattern", "glob"]),
         (&["--batch-size", "0"], &["batch_size"]),
+        (&["--sessions", "0"], &["sessions", ">= 1"]),
+        (&["--sessions", "two"], &["sessions", "two"]),
         (&["--features", "sepal_length,sepal_length"], &["features", "twice"]),
         (&["--features", "sepal_length", "--passthrough", "sepal_length"], &["passthrough", "both"]),
         (&["--channels", "2"], &["channels", "1 (gray), 3 (rgb) or 4 (rgba)"]),

@@ -568,6 +568,17 @@ def versions():
     return v
 
 
+def flatten(d, prefix=""):
+    """{"a": {"b": 1}} -> {"a.b": 1}, for a table of nested timings."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def fmt_rate(x):
     if x is None:
         return "-"
@@ -682,21 +693,24 @@ def report_markdown(res, plot_rel):
         lines.append("")
     stages = {w: e["contenders"]["a"].get("timings_seconds") for w, e in res["workloads"].items()
               if e["contenders"].get("a", {}).get("ok")}
-    stages = {w: t for w, t in stages.items() if t}
+    stages = {w: flatten(t) for w, t in stages.items() if t}
     if stages:
         keys = []
         for t in stages.values():
             keys += [k for k in t if k not in keys]
 
         def cell(v):
-            return f"{v:.2f} s" if isinstance(v, (int, float)) else ("-" if v is None else str(v))
+            return f"{v:.2f} s" if isinstance(v, float) else ("-" if v is None else str(v))
 
         lines += [
             "### Where batchscore's time goes",
             "",
             "`timings_seconds` of each job's `logs/job_result.json`: wall is the job's own (after "
-            "start-up); read, decode and infer are summed over the 2 workers, so they can add up "
-            "to more than the wall time.",
+            "start-up); read, decode and infer are summed over mini-batches, which run side by "
+            "side, so they can add up to more than the wall time. `sessions.*` is the model "
+            "sessions' time (alive, waiting for input, waiting for the writer), summed over "
+            "sessions; with one session per worker (the CPU default) they decode their own input "
+            "and `workers.threads` is 0.",
             "",
             "| workload | " + " | ".join(keys) + " |",
             "|---|" + "---|" * len(keys),
