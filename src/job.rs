@@ -387,6 +387,8 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
     // scored mini-batches up in memory.
     let (result_tx, result_rx) = flume::bounded::<MbResult>(sessions);
     let (ready_tx, ready_rx) = flume::unbounded::<Result<(), String>>();
+    // Reading starts now, while the sessions open.
+    let reader = io.spawn(run_reader(item_reader, work_tx, cancel.clone(), ahead, 16));
     let mut first_session = Some(first_session);
     let mut session_handles = Vec::new();
     for n in 0..sessions {
@@ -433,7 +435,7 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
     };
     for _ in 0..sessions {
         if let Err(e) = ready_rx.recv().unwrap_or_else(|_| Err("a session thread stopped while starting".into())) {
-            drop((work_tx, decoded_tx, work_rx));
+            drop((decoded_tx, work_rx));
             stop_threads(session_handles);
             return Err(start_err!(ModelError::Load { model: model_loc.display.clone(), reason: e }));
         }
@@ -466,7 +468,7 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
         match handle {
             Ok(h) => worker_handles.push(h),
             Err(e) => {
-                drop((work_tx, decoded_tx, work_rx));
+                drop((decoded_tx, work_rx));
                 for h in worker_handles {
                     let _ = h.join();
                 }
@@ -496,7 +498,6 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
         crate::settings::Device::Cuda(n) => Some(crate::gpu::GpuSampler::start("nvidia-smi", n)),
         crate::settings::Device::Cpu => None,
     };
-    let reader = io.spawn(run_reader(item_reader, work_tx, cancel.clone(), ahead, 16));
 
     // Collect, in order.
     let staging = Staging::new(&output, &job_id);
