@@ -373,10 +373,18 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
     // hand-over, which on a CPU only adds threads competing for the same cores). Fewer sessions
     // than workers (a GPU): workers decode and hand decoded mini-batches to the sessions.
     let staged = sessions < workers;
+    // A session takes small mini-batches together until they fill a model call; on a GPU, until
+    // the calls come out full (a short call costs a GPU nearly a full one's time), up to
+    // GPU_GROUP_CALLS calls' worth. On the CPU a short call costs in proportion, and holding
+    // more decoded images would only add memory.
+    let group_calls = match device {
+        crate::settings::Device::Cpu => 1,
+        crate::settings::Device::Cuda(_) => GPU_GROUP_CALLS,
+    };
     // Decoded mini-batches wait for a session: enough of them for its next model calls.
     let fill = match shared.feeder {
         crate::preprocess::Feeder::Image { .. } => {
-            (GROUP_CALLS * batch_size).div_ceil((plan.items.len() / plan.mini_batches.len().max(1)).max(1))
+            (group_calls * batch_size).div_ceil((plan.items.len() / plan.mini_batches.len().max(1)).max(1))
         }
         _ => 1,
     };
@@ -417,7 +425,7 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
                     }
                 };
                 drop(model_bytes);
-                let times = run_session(&shared, &mut runner, &feed, &tx, batch_size);
+                let times = run_session(&shared, &mut runner, &feed, &tx, batch_size, group_calls);
                 (times, runner.calls())
             })
             .map_err(|e| start_err!(format!("cannot start a session thread: {e}")))?;
@@ -747,9 +755,9 @@ const PREFETCH_BYTES: u64 = 128 << 20;
 /// other's kernels.
 const GPU_SESSIONS: usize = 2;
 
-/// A session takes small mini-batches together until their rows fill whole model calls, or
-/// this many calls.
-const GROUP_CALLS: usize = 4;
+/// On a GPU a session takes small mini-batches together until their rows fill whole model
+/// calls, or this many calls.
+const GPU_GROUP_CALLS: usize = 4;
 
 /// At most this many decoded mini-batches wait for a session (unless there are more sessions).
 const MAX_DECODED_WAITING: usize = 64;
@@ -830,6 +838,7 @@ fn run_session(
     feed: &Feed,
     tx: &flume::Sender<MbResult>,
     batch_size: usize,
+    group_calls: usize,
 ) -> ThreadTimes {
     let mut times = ThreadTimes { threads: 1, ..Default::default() };
     let alive = Instant::now();
@@ -838,10 +847,11 @@ fn run_session(
             // The job is stopping: leave the rest unrun (listed as not_run).
             continue;
         }
-        // Take more until the calls come out full (or there are enough for a few).
+        // Take more until the calls come out full, or there are `group_calls` calls' worth (on
+        // the CPU, one: until a call is full).
         let mut rows = first.decoded_rows();
         let mut group = vec![first];
-        while rows % batch_size != 0 && rows < GROUP_CALLS * batch_size && !shared.cancel.load(Ordering::Relaxed) {
+        while rows % batch_size != 0 && rows < group_calls * batch_size && !shared.cancel.load(Ordering::Relaxed) {
             let Some(p) = feed.next(shared, &mut times) else { break };
             rows += p.decoded_rows();
             group.push(p);
