@@ -23,7 +23,7 @@ use ort::session::{RunOptions, Session, SessionInputValue};
 use ort::value::{DynMapValueType, DynValue, TensorRef};
 
 use crate::collect::JsonNumber;
-use crate::model::{Buffer, ElemType, ModelInfo, OutputSpec};
+use crate::model::{Buffer, ElemType, ModelInfo, OutputSpec, column_values};
 use crate::preprocess::DecodedFile;
 use crate::settings::Device;
 
@@ -210,6 +210,7 @@ impl ModelRunner {
                 Buffer::U8(v) => TensorRef::from_array_view((shape, &v[range])).map(Into::into),
                 Buffer::Bool(v) => TensorRef::from_array_view((shape, &v[range])).map(Into::into),
                 Buffer::Str(v) => ort::value::Tensor::from_string_array((shape, &v[range])).map(Into::into),
+                Buffer::Column(c) => column_tensor(c, shape, range),
             }
             .map_err(|e| InferError::Ort(e.to_string()))?;
             values.push((name, value));
@@ -239,6 +240,23 @@ impl ModelRunner {
         }
         timings.infer += started.elapsed().as_secs_f64();
         Ok(())
+    }
+}
+
+/// A tensor over the values of an Arrow column, in place.
+fn column_tensor<'a>(c: &'a ArrayRef, shape: Vec<i64>, range: Range<usize>) -> ort::Result<SessionInputValue<'a>> {
+    use arrow::datatypes::{DataType, Float32Type, Float64Type, Int32Type, Int64Type, UInt8Type};
+    match c.data_type() {
+        DataType::Float32 => {
+            TensorRef::from_array_view((shape, &column_values::<Float32Type>(c)[range])).map(Into::into)
+        }
+        DataType::Float64 => {
+            TensorRef::from_array_view((shape, &column_values::<Float64Type>(c)[range])).map(Into::into)
+        }
+        DataType::Int64 => TensorRef::from_array_view((shape, &column_values::<Int64Type>(c)[range])).map(Into::into),
+        DataType::Int32 => TensorRef::from_array_view((shape, &column_values::<Int32Type>(c)[range])).map(Into::into),
+        DataType::UInt8 => TensorRef::from_array_view((shape, &column_values::<UInt8Type>(c)[range])).map(Into::into),
+        other => unreachable!("Buffer::from_column takes primitive numeric columns only, not {other}"),
     }
 }
 

@@ -175,20 +175,16 @@ pub enum Buffer {
     U8(Vec<u8>),
     Bool(Vec<bool>),
     Str(Vec<String>),
+    /// A column of the input file as Arrow decoded it, one value per row: a primitive array of
+    /// the input's numeric type without nulls. Model calls read its values in place, so nothing
+    /// is copied between the file's reader and the tensor.
+    Column(arrow::array::ArrayRef),
 }
 
-macro_rules! each_buffer {
-    ($self:expr, $v:ident => $body:expr) => {
-        match $self {
-            Buffer::F32($v) => $body,
-            Buffer::F64($v) => $body,
-            Buffer::I64($v) => $body,
-            Buffer::I32($v) => $body,
-            Buffer::U8($v) => $body,
-            Buffer::Bool($v) => $body,
-            Buffer::Str($v) => $body,
-        }
-    };
+/// The values of a primitive Arrow array (its slice, when sliced).
+pub fn column_values<T: arrow::datatypes::ArrowPrimitiveType>(c: &arrow::array::ArrayRef) -> &[T::Native] {
+    use arrow::array::AsArray;
+    c.as_primitive::<T>().values()
 }
 
 impl Buffer {
@@ -204,7 +200,19 @@ impl Buffer {
         }
     }
 
+    /// An Arrow column as a buffer without copying it, where its type allows: a primitive
+    /// numeric array without nulls. `None` otherwise.
+    pub fn from_column(c: &arrow::array::ArrayRef) -> Option<Buffer> {
+        use arrow::datatypes::DataType;
+        let numeric = matches!(
+            c.data_type(),
+            DataType::Float32 | DataType::Float64 | DataType::Int64 | DataType::Int32 | DataType::UInt8
+        );
+        (numeric && c.null_count() == 0).then(|| Buffer::Column(c.clone()))
+    }
+
     pub fn dtype(&self) -> ElemType {
+        use arrow::datatypes::DataType;
         match self {
             Buffer::F32(_) => ElemType::F32,
             Buffer::F64(_) => ElemType::F64,
@@ -213,11 +221,28 @@ impl Buffer {
             Buffer::U8(_) => ElemType::U8,
             Buffer::Bool(_) => ElemType::Bool,
             Buffer::Str(_) => ElemType::Str,
+            Buffer::Column(c) => match c.data_type() {
+                DataType::Float32 => ElemType::F32,
+                DataType::Float64 => ElemType::F64,
+                DataType::Int64 => ElemType::I64,
+                DataType::Int32 => ElemType::I32,
+                DataType::UInt8 => ElemType::U8,
+                other => unreachable!("from_column takes primitive numeric columns only, not {other}"),
+            },
         }
     }
 
     pub fn len(&self) -> usize {
-        each_buffer!(self, v => v.len())
+        match self {
+            Buffer::F32(v) => v.len(),
+            Buffer::F64(v) => v.len(),
+            Buffer::I64(v) => v.len(),
+            Buffer::I32(v) => v.len(),
+            Buffer::U8(v) => v.len(),
+            Buffer::Bool(v) => v.len(),
+            Buffer::Str(v) => v.len(),
+            Buffer::Column(c) => c.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -226,7 +251,13 @@ impl Buffer {
 
     /// Appends `other[range]`; both must hold the same type.
     pub fn extend_from(&mut self, other: &Buffer, range: std::ops::Range<usize>) {
+        use arrow::datatypes::{Float32Type, Float64Type, Int32Type, Int64Type, UInt8Type};
         match (self, other) {
+            (Buffer::F32(a), Buffer::Column(c)) => a.extend_from_slice(&column_values::<Float32Type>(c)[range]),
+            (Buffer::F64(a), Buffer::Column(c)) => a.extend_from_slice(&column_values::<Float64Type>(c)[range]),
+            (Buffer::I64(a), Buffer::Column(c)) => a.extend_from_slice(&column_values::<Int64Type>(c)[range]),
+            (Buffer::I32(a), Buffer::Column(c)) => a.extend_from_slice(&column_values::<Int32Type>(c)[range]),
+            (Buffer::U8(a), Buffer::Column(c)) => a.extend_from_slice(&column_values::<UInt8Type>(c)[range]),
             (Buffer::F32(a), Buffer::F32(b)) => a.extend_from_slice(&b[range]),
             (Buffer::F64(a), Buffer::F64(b)) => a.extend_from_slice(&b[range]),
             (Buffer::I64(a), Buffer::I64(b)) => a.extend_from_slice(&b[range]),

@@ -189,3 +189,74 @@ fn a_model_call_that_fails_on_one_file_fails_only_that_file() {
         }
     }
 }
+
+#[test]
+fn one_input_per_column_scores_the_same_in_place_and_gathered_across_files() {
+    // diabetes_multi takes one input per column. One file: each call reads the file's columns
+    // in place. The same rows in 20-row CSV and Parquet files, one mini-batch: each call
+    // gathers rows from several files' columns.
+    let text = std::fs::read_to_string(repo().join("sample-data/diabetes/diabetes.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap().to_string();
+    let rows: Vec<&str> = lines.collect();
+    let tmp = tempdir();
+    let (csv_dir, pq_dir) = (tmp.path().join("csv"), tmp.path().join("parquet"));
+    std::fs::create_dir_all(&csv_dir).unwrap();
+    std::fs::create_dir_all(&pq_dir).unwrap();
+    for (k, chunk) in rows.chunks(20).enumerate() {
+        let body = format!("{header}\n{}\n", chunk.join("\n"));
+        std::fs::write(csv_dir.join(format!("part-{k:02}.csv")), &body).unwrap();
+        // The same rows as Parquet, float64 columns, as pandas would write them.
+        let mut rdr = csv::Reader::from_reader(body.as_bytes());
+        let names: Vec<String> = rdr.headers().unwrap().iter().map(str::to_string).collect();
+        let recs: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+        let cols: Vec<(String, arrow::array::ArrayRef)> = names
+            .iter()
+            .enumerate()
+            .map(|(j, n)| {
+                let a: arrow::array::ArrayRef = if n == "id" {
+                    std::sync::Arc::new(arrow::array::Int64Array::from_iter_values(
+                        recs.iter().map(|r| r[j].parse::<i64>().unwrap()),
+                    ))
+                } else {
+                    std::sync::Arc::new(arrow::array::Float64Array::from_iter_values(
+                        recs.iter().map(|r| r[j].parse::<f64>().unwrap()),
+                    ))
+                };
+                (n.clone(), a)
+            })
+            .collect();
+        let batch = arrow::array::RecordBatch::try_from_iter(cols).unwrap();
+        let file = std::fs::File::create(pq_dir.join(format!("part-{k:02}.parquet"))).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    }
+
+    let whole_tmp = tempdir();
+    let whole = score_ok(whole_tmp.path(), "diabetes_multi.onnx", &data("diabetes"), &["--passthrough", "id"]);
+    let (_, want) = csv_preds(&whole.join("predictions.csv"));
+    assert_eq!(want.len(), 442);
+    for dir in [&csv_dir, &pq_dir] {
+        let run_tmp = tempdir();
+        let out = score_ok(
+            run_tmp.path(),
+            "diabetes_multi.onnx",
+            &dir.display().to_string(),
+            &["--passthrough", "id", "--mini-batch-size", "100", "--batch-size", "64"],
+        );
+        let (_, got) = csv_preds(&out.join("predictions.csv"));
+        assert_eq!(got.len(), 442, "{}", dir.display());
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g.cols["id"], w.cols["id"]);
+            let at = format!("{} id {}", dir.display(), g.cols["id"]);
+            if let Some(d) = diff(&g.cols["prediction"], &w.cols["prediction"], Tol { abs: 1e-5, rel: 1e-5 }, &at) {
+                panic!("{d}");
+            }
+        }
+        let jr = job_result(&out);
+        assert_eq!(jr["model"]["feeder"]["mode"], "named");
+        // 442 rows in one mini-batch, 64 per call.
+        assert_eq!(count(&jr, &["counts", "model_calls"]), 7, "{}", dir.display());
+    }
+}

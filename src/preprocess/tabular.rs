@@ -107,11 +107,13 @@ pub(super) fn decode_source(feeder: &Feeder, name: &str, src: Source) -> Result<
         Source::Csv { bytes, first_row, line_offset } => read_csv(name, &bytes, &wanted, first_row, line_offset)?,
         Source::Parquet(bytes) => {
             let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| parquet_error(name, e))?;
-            read_parquet(name, builder, &wanted, 0)?
+            let rows = builder.metadata().file_metadata().num_rows().max(0) as usize;
+            read_parquet(name, builder, &wanted, 0, rows)?
         }
         Source::RowGroups { chunks, footer, groups, first_row } => {
+            let rows = groups.iter().map(|g| footer.metadata().row_group(*g).num_rows().max(0) as usize).sum();
             let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(chunks, footer).with_row_groups(groups);
-            read_parquet(name, builder, &wanted, first_row)?
+            read_parquet(name, builder, &wanted, first_row, rows)?
         }
     };
     if let Some(missing) = wanted.iter().find(|c| !table.columns.contains(c)) {
@@ -228,10 +230,19 @@ pub(super) fn decode_source(feeder: &Feeder, name: &str, src: Source) -> Result<
             let mut bufs = Vec::new();
             let mut shapes = Vec::new();
             for (fi, input) in inputs.iter().enumerate() {
-                let mut buf = Buffer::new(input.dtype, rows);
-                for part in &kept[fi] {
-                    interleave(&mut buf, &[part]);
-                }
+                // One input per column: a numeric column read in one piece feeds the model as
+                // Arrow decoded it, without a copy.
+                let whole = match kept[fi].as_slice() {
+                    [part] => Buffer::from_column(part),
+                    _ => None,
+                };
+                let buf = whole.unwrap_or_else(|| {
+                    let mut buf = Buffer::new(input.dtype, rows);
+                    for part in &kept[fi] {
+                        interleave(&mut buf, &[part]);
+                    }
+                    buf
+                });
                 bufs.push(buf);
                 shapes.push(input.shape[1..].to_vec());
             }
@@ -345,6 +356,7 @@ fn interleave(buf: &mut Buffer, cols: &[&ArrayRef]) {
                 }
             }
         }
+        Buffer::Column(_) => unreachable!("decoding appends to owned buffers only"),
     }
 }
 
@@ -372,16 +384,25 @@ fn parquet_error(name: &str, e: parquet::errors::ParquetError) -> DecodeError {
     DecodeError(format!("{name}: not a readable Parquet file: {e}"))
 }
 
+/// Parquet rows decoded per batch at most (a file or piece with more comes in several).
+const MAX_BATCH_ROWS: usize = 1 << 24;
+
+/// Decodes the wanted columns of `rows` rows (the file's, or the selected row groups').
 fn read_parquet<T: ChunkReader + 'static>(
     name: &str,
     builder: ParquetRecordBatchReaderBuilder<T>,
     wanted: &[String],
     first_row: u64,
+    rows: usize,
 ) -> Result<Table, DecodeError> {
     let columns: Vec<String> = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
     let indices: Vec<usize> = wanted.iter().filter_map(|w| columns.iter().position(|c| c == w)).collect();
     let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
-    let reader = builder.with_projection(mask).with_batch_size(8192).build().map_err(|e| parquet_error(name, e))?;
+    // One batch for the whole file or piece: its columns then reach the model in one piece
+    // each (see Buffer::Column), and nothing needs joining.
+    let batch_rows = rows.clamp(1, MAX_BATCH_ROWS);
+    let reader =
+        builder.with_projection(mask).with_batch_size(batch_rows).build().map_err(|e| parquet_error(name, e))?;
     let mut batches = Vec::new();
     for b in reader {
         batches.push(b.map_err(|e| DecodeError(format!("{name}: cannot decode Parquet data: {e}")))?);
@@ -496,6 +517,41 @@ mod tests {
         assert!(d.failed_rows[2].1.contains("4 fields"), "{:?}", d.failed_rows);
         let ids = d.passthrough[0].as_primitive::<Int64Type>();
         assert_eq!(ids.values().to_vec(), vec![0, 4]);
+    }
+
+    #[test]
+    fn parquet_columns_feed_one_input_each_without_a_copy() {
+        use arrow::array::{Float32Array, Int64Array};
+        use parquet::arrow::ArrowWriter;
+        use parquet::file::properties::WriterProperties;
+        // 20,000 rows in 4 row groups: more than one reader batch used to hold.
+        let n = 20_000;
+        let a: ArrayRef = Arc::new(Float32Array::from_iter_values((0..n).map(|i| i as f32 * 0.5)));
+        let b: ArrayRef = Arc::new(Int64Array::from_iter_values((0..n).map(|i| 3 * i as i64)));
+        let batch = RecordBatch::try_from_iter([("a", a), ("b", b)]).unwrap();
+        let props = WriterProperties::builder().set_max_row_group_row_count(Some(5_000)).build();
+        let mut bytes = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut bytes, batch.schema(), Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let spec = |name: &str, dtype| TensorSpec { name: name.into(), dtype, shape: vec![-1, 1] };
+        let feeder =
+            Feeder::Named { inputs: vec![spec("a", ElemType::F32), spec("b", ElemType::I64)], passthrough: vec![] };
+        let d = decode(&feeder, FileKind::Parquet, "t.parquet", Bytes::from(bytes)).unwrap();
+        assert_eq!(d.rows, n);
+        let (Buffer::Column(a), Buffer::Column(b)) = (&d.inputs[0], &d.inputs[1]) else {
+            panic!(
+                "each input is its Arrow column, uncopied: {:?}",
+                d.inputs.iter().map(Buffer::dtype).collect::<Vec<_>>()
+            )
+        };
+        assert_eq!(a.as_primitive::<Float32Type>().values()[..3], [0.0, 0.5, 1.0]);
+        assert_eq!(b.as_primitive::<Int64Type>().values()[n - 1], 3 * (n as i64 - 1));
+        assert_eq!((d.inputs[0].dtype(), d.inputs[0].len()), (ElemType::F32, n));
+        // Gathering rows out of it (a call over rows of several files) copies just those.
+        let mut g = Buffer::new(ElemType::I64, 2);
+        g.extend_from(&d.inputs[1], 5..7);
+        assert_eq!(g, Buffer::I64(vec![15, 18]));
     }
 
     #[test]
