@@ -2,7 +2,8 @@
 # On a GPU host (../shared/gpu/README.md): the CUDA path of batchscore, checked and timed.
 #   1. digits through --device cuda and --device cpu: same predictions (max abs difference).
 #   2. ResNet-50 (torchvision, weights=None, fp32, exported here) over N JPEG photos of mixed
-#      sizes made from skimage.data, resized to 224x224, --device cuda at several batch sizes;
+#      sizes made from skimage.data, resized to 224x224, --device cuda at batch 64, 256 and 512
+#      (default layout on a GPU: every core decoding for 2 sessions);
 #      wall time, images/s and the job's per-stage timings, GPU utilisation sampled by nvidia-smi.
 # Needs: ORT_DYLIB_PATH at the onnxruntime-gpu build (source .gpu-ort/bin/env.sh), python3 with
 # torch, torchvision, onnx, scikit-image, pillow. BIN (default target/gpu/batchscore), N (2000),
@@ -70,13 +71,13 @@ with ProcessPoolExecutor(16) as ex:
 EOF
   fi
   du -sh "$WORK/photos-$N"
-  for bs in 64 256; do
+  for bs in 64 256 512; do
     o="$WORK/r50-$bs"; rm -rf "$o"
     nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader -lms 500 > "$OUT/nvsmi-$bs.txt" &
     smi=$!
     $TIME "$BIN" score --model "$WORK/resnet50.onnx" --input "$WORK/photos-$N" \
       --output "$o" --device cuda --batch-size "$bs" --image-size 224x224 --mean 0.485,0.456,0.406 \
-      --std 0.229,0.224,0.225 --output-file-name predictions.parquet --mini-batch-size 64 --progress off \
+      --std 0.229,0.224,0.225 --output-file-name predictions.parquet --progress off \
       --logging-level warning
     kill $smi || true
     python3 - "$o" "$bs" "$OUT/nvsmi-$bs.txt" <<'EOF'
@@ -84,9 +85,13 @@ import json, sys
 r = json.load(open(f"{sys.argv[1]}/logs/job_result.json"))
 c, t = r["counts"], r["timings_seconds"]
 u = [int(l.split(",")[0].split()[0]) for l in open(sys.argv[3]) if l.strip()]
+m = r["model"]
 print(f"batch {sys.argv[2]}: {c['rows_scored']} images in {t['wall']:.1f} s = {c['rows_scored'] / t['wall']:.0f} images/s; "
-      f"workers {r['model']['workers']} x {r['model']['intra_threads']} threads; GPU util mean {sum(u) / max(len(u), 1):.0f}% max {max(u or [0])}%")
-print("timings_seconds", {k: round(v, 2) for k, v in t.items()})
+      f"{m['workers']} workers feed {m['sessions']} sessions x {m['intra_threads']} threads; "
+      f"{c['model_calls']} model calls ({c['rows_scored'] / max(c['model_calls'], 1):.0f} images each); "
+      f"nvidia-smi at 500 ms: GPU util mean {sum(u) / max(len(u), 1):.0f}% max {max(u or [0])}%")
+print("timings_seconds", json.dumps(t))
+print("gpu", json.dumps(r.get("gpu")))
 EOF
   done
 } 2>&1 | tee "$OUT/gpu-check.txt"
