@@ -309,6 +309,17 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
             "the output would have two columns named {name:?}; rename the pass-through column or leave it out of --passthrough"
         )));
     }
+    let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let session_threads = plural(intra_threads, "thread", "threads");
+    let threads_layout = if sessions < workers {
+        format!(
+            "{} decoding for {} of {session_threads} each",
+            plural(workers, "worker", "workers"),
+            plural(sessions, "session", "sessions")
+        )
+    } else {
+        format!("{}, each with its own session of {session_threads}", plural(sessions, "worker", "workers"))
+    };
     let plan_seconds = started.elapsed().as_secs_f64();
     let per_mini_batch = match settings.mini_batch {
         MiniBatchTarget::Files(n) => format!("up to {n} files"),
@@ -321,13 +332,10 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
         String::new()
     };
     tracing::info!(
-        "job {job_id}: {} files ({} bytes){pieces} in {} mini-batches of {per_mini_batch}; {} workers feed {} sessions x {} threads on {device}; batch {}",
+        "job {job_id}: {} files ({} bytes){pieces} in {} mini-batches of {per_mini_batch}; {threads_layout} on {device}; batch {}",
         plan.files.len(),
         plan.total_bytes,
         plan.mini_batches.len(),
-        workers,
-        sessions,
-        intra_threads,
         batch_size
     );
     if settings.instance_count > 1 {
