@@ -256,8 +256,9 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
         io.block_on(list_inputs(&input, settings.pattern.as_deref(), Some(&output))).map_err(|e| start_err!(e))?;
     let plan = Arc::new(io.block_on(plan_job(&input, files, settings.mini_batch)).map_err(|e| start_err!(e))?);
 
-    // Workers read and decode; sessions run the model. On the CPU each worker has a session
-    // and sessions × intra-op threads ≈ cores; a GPU gets a few sessions fed by many workers.
+    // Workers read and decode; sessions run the model, never more of them than workers. On the
+    // CPU each worker has a session and sessions × intra-op threads ≈ cores; a GPU gets a few
+    // sessions fed by many workers.
     let device = settings.device;
     let workers = settings.max_concurrency.min(plan.mini_batches.len()).max(1);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -267,8 +268,13 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
             crate::settings::Device::Cpu => workers,
             crate::settings::Device::Cuda(_) => GPU_SESSIONS,
         })
-        .min(plan.mini_batches.len())
+        .min(workers)
         .max(1);
+    if let Some(asked) = settings.sessions.filter(|n| *n > workers) {
+        tracing::warn!(
+            "--sessions {asked}: only {workers} worker(s) feed the sessions, and more sessions than workers would only wait; using {sessions} (raise --max-concurrency for more)"
+        );
+    }
     let intra_threads = settings.intra_threads.unwrap_or(match device {
         crate::settings::Device::Cpu => (cores / sessions).max(1),
         crate::settings::Device::Cuda(_) => 1,

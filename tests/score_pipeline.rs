@@ -260,3 +260,17 @@ fn one_input_per_column_scores_the_same_in_place_and_gathered_across_files() {
         assert_eq!(count(&jr, &["counts", "model_calls"]), 7, "{}", dir.display());
     }
 }
+
+#[test]
+fn more_sessions_than_workers_are_not_opened() {
+    let tmp = tempdir();
+    let out = tmp.path().join("out");
+    let (m, i, o) = (model("digits_mlp.onnx"), data("digits"), out.display().to_string());
+    let run =
+        score(tmp.path(), &["--model", &m, "--input", &i, "--output", &o, "--max-concurrency", "1", "--sessions", "3"]);
+    run.expect_code(0).no_panic().stderr_has(&["--sessions 3", "only 1 worker(s)", "using 1"]);
+    let jr = job_result(&out);
+    assert_eq!(jr["model"]["sessions"], 1);
+    assert_eq!(count(&jr, &["timings_seconds", "sessions", "threads"]), 1, "one thread reads, decodes and scores");
+    assert_eq!(count(&jr, &["counts", "rows_scored"]), 300);
+}
