@@ -324,7 +324,8 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
             plural(sessions, "session", "sessions")
         )
     } else {
-        format!("{}, each with its own session of {session_threads}", plural(sessions, "worker", "workers"))
+        let each = if sessions == 1 { " with its own session" } else { ", each with its own session" };
+        format!("{}{each} of {session_threads}", plural(sessions, "worker", "workers"))
     };
     let plan_seconds = started.elapsed().as_secs_f64();
     let per_mini_batch = match settings.mini_batch {
