@@ -466,19 +466,12 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
     let mut worker_handles = Vec::new();
     for w in 0..if staged { workers } else { 0 } {
         let shared = shared.clone();
-        let rx = work_rx.clone();
+        let feed = Feed::Read(work_rx.clone());
         let tx = decoded_tx.clone();
         let handle = std::thread::Builder::new().name(format!("batchscore-worker-{w}")).spawn(move || {
             let mut times = ThreadTimes { threads: 1, ..Default::default() };
             let alive = Instant::now();
-            loop {
-                let t = Instant::now();
-                let Ok(fetched) = rx.recv() else { break };
-                times.waiting_for_input += t.elapsed().as_secs_f64();
-                if shared.cancel.load(Ordering::Relaxed) {
-                    continue;
-                }
-                let prepared = prepare(&shared, fetched);
+            while let Some(prepared) = feed.next(&shared, &mut times) {
                 let t = Instant::now();
                 if tx.send(prepared).is_err() {
                     break;
@@ -585,18 +578,24 @@ pub fn run(settings: Settings, deployment: Deployment) -> Result<JobOutcome, Sta
         absorb(&mut counts, &mut timings, &mut first_failure, r);
     }
     let _ = io.block_on(reader);
-    let handles = worker_handles.into_iter().map(|h| h.join().map(|t| (t, None)));
-    for joined in handles.chain(session_handles.into_iter().map(|h| h.join().map(|(t, calls)| (t, Some(calls))))) {
-        match joined {
-            Ok((t, None)) => timings.workers.add(&t),
-            Ok((t, Some(calls))) => {
+    let mut panicked = false;
+    for h in worker_handles {
+        match h.join() {
+            Ok(t) => timings.workers.add(&t),
+            Err(_) => panicked = true,
+        }
+    }
+    for h in session_handles {
+        match h.join() {
+            Ok((t, calls)) => {
                 timings.sessions.add(&t);
                 counts.model_calls += calls;
             }
-            Err(_) => {
-                write_error.get_or_insert_with(|| "a worker or session thread panicked".into());
-            }
+            Err(_) => panicked = true,
         }
+    }
+    if panicked {
+        write_error.get_or_insert_with(|| "a worker or session thread panicked".into());
     }
     let gpu = gpu_sampler.map(crate::gpu::GpuSampler::stop);
     watchdog.stop();
@@ -829,18 +828,24 @@ impl Feed {
     /// The next mini-batch, decoded; `None` once there are no more. Only the wait counts as
     /// waiting for input.
     fn next(&self, shared: &Shared, times: &mut ThreadTimes) -> Option<Prepared> {
-        let t = Instant::now();
         match self {
-            Feed::Read(rx) => {
-                let fetched = rx.recv().ok();
-                times.waiting_for_input += t.elapsed().as_secs_f64();
-                fetched.map(|f| prepare(shared, f))
-            }
-            Feed::Decoded(rx) => {
-                let prepared = rx.recv().ok();
-                times.waiting_for_input += t.elapsed().as_secs_f64();
-                prepared
-            }
+            Feed::Read(rx) => receive(rx, &shared.cancel, times).map(|f| prepare(shared, f)),
+            Feed::Decoded(rx) => receive(rx, &shared.cancel, times),
+        }
+    }
+}
+
+/// The next mini-batch off `rx`, counting the wait as waiting for input; `None` once there are
+/// no more. Once the job is stopping, what arrives is left unrun (listed as not_run).
+fn receive<T>(rx: &flume::Receiver<T>, cancel: &AtomicBool, times: &mut ThreadTimes) -> Option<T> {
+    loop {
+        let t = Instant::now();
+        let got = rx.recv();
+        times.waiting_for_input += t.elapsed().as_secs_f64();
+        match got {
+            Ok(_) if cancel.load(Ordering::Relaxed) => continue,
+            Ok(x) => return Some(x),
+            Err(_) => return None,
         }
     }
 }
@@ -858,10 +863,6 @@ fn run_session(
     let mut times = ThreadTimes { threads: 1, ..Default::default() };
     let alive = Instant::now();
     'work: while let Some(first) = feed.next(shared, &mut times) {
-        if shared.cancel.load(Ordering::Relaxed) {
-            // The job is stopping: leave the rest unrun (listed as not_run).
-            continue;
-        }
         // Take more until the calls come out full, or there are `group_calls` calls' worth (on
         // the CPU, one: until a call is full).
         let mut rows = first.decoded_rows();
