@@ -184,7 +184,8 @@ fn load_model(env: &ort::environment::Environment, name: &str) -> Model {
     let path = repo().join("models").join(name);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let session = build_session(env, &bytes, 1).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let info = Arc::new(ModelInfo::from_session(&session, name).expect("supported model"));
+    let facts = batchscore::model::proto::read(&bytes).unwrap_or_default();
+    let info = Arc::new(ModelInfo::from_session(&session, name, &facts).expect("supported model"));
     Model { bytes, info, path }
 }
 
@@ -375,6 +376,7 @@ fn first_rows(d: &DecodedFile, n: usize) -> DecodedFile {
         row_shapes: d.row_shapes.clone(),
         passthrough: Vec::new(),
         failed_rows: Vec::new(),
+        notes: Vec::new(),
     }
 }
 
@@ -397,7 +399,8 @@ fn bench_job(c: &mut Criterion, fx: &Fixture) {
                     let s =
                         settings(&fx.wine.path, in_dir.to_str().unwrap(), out.to_str().unwrap(), output_name, &["id"]);
                     let t = Instant::now();
-                    let outcome = batchscore::job::run(s, Deployment::default()).unwrap_or_else(|e| panic!("{e}"));
+                    let outcome = batchscore::job::run(s, Deployment::default(), Default::default())
+                        .unwrap_or_else(|e| panic!("{e}"));
                     spent += t.elapsed();
                     let r = &outcome.result;
                     assert!(r.status == JobStatus::Completed && r.counts.rows_scored == total, "{r:?}");

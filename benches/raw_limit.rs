@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use batchscore::infer::build_session_on;
+use batchscore::infer::{ModelSource, build_session_on};
 use batchscore::model::{Buffer, ModelInfo};
 use batchscore::plan::{DataKind, list_inputs};
 use batchscore::preprocess::{DecodedFile, resolve_feeder};
@@ -103,8 +103,9 @@ fn run(args: &Args) -> Result<(), String> {
     let device: Device = settings.device;
     let env = batchscore::runtime::environment().map_err(|e| e.to_string())?;
     let model = std::fs::read(&args.model).map_err(|e| format!("{}: {e}", args.model.display()))?;
-    let first = build_session_on(env, &model, args.intra, device)?;
-    let info = ModelInfo::from_session(&first, &args.model.display().to_string()).map_err(|e| e.to_string())?;
+    let first = build_session_on(env, ModelSource::Bytes(&model), args.intra, device)?;
+    let facts = batchscore::model::proto::read(&model).unwrap_or_default();
+    let info = ModelInfo::from_session(&first, &args.model.display().to_string(), &facts).map_err(|e| e.to_string())?;
     let feeder = resolve_feeder(&info, kind, &settings).map_err(|e| e.to_string())?;
     if info.inputs.len() != 1 {
         return Err("the raw limit takes models with one input".into());
@@ -114,7 +115,7 @@ fn run(args: &Args) -> Result<(), String> {
     // Load and decode every file (untimed), in parallel; the files a job would list.
     let input = Location::open(&settings.input, &settings.storage_options).map_err(|e| e.to_string())?;
     let io = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
-    let files = io.block_on(list_inputs(&input, None, None)).map_err(|e| e.to_string())?;
+    let files = io.block_on(list_inputs(&input, None, None)).map_err(|e| e.to_string())?.files;
     let decoded: Vec<DecodedFile> = files
         .par_iter()
         .map(|f| {
@@ -145,7 +146,7 @@ fn run(args: &Args) -> Result<(), String> {
     // Sessions, built before the clock starts.
     let mut sessions = vec![first];
     for _ in 1..args.sessions {
-        sessions.push(build_session_on(env, &model, args.intra, device)?);
+        sessions.push(build_session_on(env, ModelSource::Bytes(&model), args.intra, device)?);
     }
     let calls = rows.div_ceil(args.batch_size);
     let next = Arc::new(AtomicUsize::new(0));

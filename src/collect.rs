@@ -30,7 +30,10 @@ use crate::preprocess::DecodedFile;
 use crate::settings::OutputFormat;
 
 /// Numbers as text: the shortest form that reads back to the same value (exponent notation
-/// for very small or large magnitudes), and JSON's `null` for NaN and infinities.
+/// for very small or large magnitudes). Non-finite values are `NaN`, `Infinity` and
+/// `-Infinity`, in a CSV cell and inside its JSON arrays and objects alike: Python's `float()`,
+/// `json.loads` and pandas' `read_csv` read these back (a JSON `null` would be a missing value,
+/// which NaN is not). In Parquet they are the IEEE values themselves.
 pub trait JsonNumber {
     fn json(&self) -> String;
     fn text(&self) -> String;
@@ -40,11 +43,15 @@ macro_rules! float_text {
     ($t:ty) => {
         impl JsonNumber for $t {
             fn json(&self) -> String {
-                if self.is_finite() { self.text() } else { "null".into() }
+                self.text()
             }
             fn text(&self) -> String {
                 let a = self.abs();
-                if a != 0.0 && a.is_finite() && !(1e-4..1e15).contains(&a) {
+                if self.is_nan() {
+                    "NaN".into()
+                } else if self.is_infinite() {
+                    if *self > 0.0 { "Infinity".into() } else { "-Infinity".into() }
+                } else if a != 0.0 && !(1e-4..1e15).contains(&a) {
                     format!("{self:e}")
                 } else {
                     format!("{self}")
@@ -61,6 +68,9 @@ float_text!(f64);
 pub struct OutputLayout {
     pub row_numbers: bool,
     pub passthrough: Vec<String>,
+    /// The type each pass-through column is written as, when fixed for the whole job (Parquet
+    /// output; see [`unify`]); `None`: as each file stores it.
+    pub pass_types: Vec<Option<DataType>>,
     pub outputs: Vec<(String, DataType)>,
 }
 
@@ -76,6 +86,7 @@ impl OutputLayout {
     pub fn new(row_numbers: bool, passthrough: Vec<String>, outputs: &[OutputSpec]) -> OutputLayout {
         OutputLayout {
             row_numbers,
+            pass_types: vec![None; passthrough.len()],
             passthrough,
             outputs: outputs.iter().map(|o| (o.name().to_string(), output_type(o))).collect(),
         }
@@ -109,15 +120,27 @@ impl OutputLayout {
         for (p, name) in self.passthrough.iter().enumerate() {
             let parts: Vec<&ArrayRef> = files.iter().map(|(_, d)| &d.passthrough[p]).collect();
             let same = parts.windows(2).all(|w| w[0].data_type() == w[1].data_type());
-            // Files may type a column differently (CSV inference): fall back to text.
+            // The job's type for the column, else (files that type it differently) text.
+            let target = match &self.pass_types[p] {
+                Some(t) => Some(t.clone()),
+                None if !same => Some(DataType::Utf8),
+                None => None,
+            };
             let parts: Vec<ArrayRef> = parts
                 .into_iter()
-                .map(|a| {
-                    if same {
-                        Ok(a.clone())
-                    } else {
-                        arrow::compute::cast(a, &DataType::Utf8).map_err(|e| CollectError::Shape(e.to_string()))
+                .map(|a| match &target {
+                    Some(t) if a.data_type() != t => {
+                        let opts = arrow::compute::CastOptions { safe: false, ..Default::default() };
+                        arrow::compute::cast_with_options(a, t, &opts).map_err(|e| {
+                            CollectError::Shape(format!(
+                                "pass-through column {:?} of type {} cannot be written as {t}, the type other files \
+                                 give it: {e}",
+                                crate::text::excerpt(name),
+                                a.data_type()
+                            ))
+                        })
                     }
+                    _ => Ok(a.clone()),
                 })
                 .collect::<Result<_, _>>()?;
             let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
@@ -137,6 +160,85 @@ impl OutputLayout {
             columns.push(col.clone());
         }
         RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| CollectError::Shape(e.to_string()))
+    }
+}
+
+/// The one type a pass-through column takes in a Parquet output when files store it as `a` and
+/// `b`: the same type; the wider of two integers or floats (a float for small integers and
+/// floats); a decimal wide enough for both; the finer unit of two timestamps in the same zone;
+/// the values' type for dictionaries; otherwise text, each value as its own type writes it.
+/// Every conversion is lossless, so a good file never fails because another typed the column
+/// differently.
+pub fn unify(a: &DataType, b: &DataType) -> DataType {
+    use DataType::*;
+    let int_bits = |t: &DataType| match t {
+        Int8 | UInt8 => Some(8),
+        Int16 | UInt16 => Some(16),
+        Int32 | UInt32 => Some(32),
+        Int64 | UInt64 => Some(64),
+        _ => None,
+    };
+    let signed = |t: &DataType| matches!(t, Int8 | Int16 | Int32 | Int64);
+    let signed_of = |bits: u32| match bits {
+        8 => Int8,
+        16 => Int16,
+        32 => Int32,
+        _ => Int64,
+    };
+    let unsigned_of = |bits: u32| match bits {
+        8 => UInt8,
+        16 => UInt16,
+        32 => UInt32,
+        _ => UInt64,
+    };
+    let is_text = |t: &DataType| matches!(t, Utf8 | LargeUtf8 | Utf8View);
+    let decimal = |t: &DataType| match t {
+        Decimal128(p, s) => Some((i16::from(*p), i16::from(*s))),
+        t if signed(t) || int_bits(t).is_some_and(|b| b < 64) => Some((20, 0)),
+        _ => None,
+    };
+    if a == b {
+        return a.clone();
+    }
+    match (a, b) {
+        (Null, x) | (x, Null) => x.clone(),
+        (Dictionary(_, v), x) | (x, Dictionary(_, v)) => unify(v, x),
+        (x, y) if is_text(x) && is_text(y) => Utf8,
+        (x, y) if int_bits(x).is_some() && int_bits(y).is_some() => {
+            let (bx, by) = (int_bits(x).expect("int"), int_bits(y).expect("int"));
+            match (signed(x), signed(y)) {
+                (true, true) => signed_of(bx.max(by)),
+                (false, false) => unsigned_of(bx.max(by)),
+                _ => {
+                    // A signed type that holds the unsigned one, if there is one.
+                    let (sb, ub) = if signed(x) { (bx, by) } else { (by, bx) };
+                    if ub < 64 { signed_of(sb.max(ub * 2)) } else { Utf8 }
+                }
+            }
+        }
+        (Float16 | Float32 | Float64, Float16 | Float32 | Float64) => {
+            if matches!((a, b), (Float64, _) | (_, Float64)) {
+                Float64
+            } else {
+                Float32
+            }
+        }
+        (Float16 | Float32 | Float64, x) | (x, Float16 | Float32 | Float64) if int_bits(x).is_some_and(|b| b <= 32) => {
+            Float64
+        }
+        (Decimal128(..), _) | (_, Decimal128(..)) => match (decimal(a), decimal(b)) {
+            (Some((pa, sa)), Some((pb, sb))) => {
+                let scale = sa.max(sb);
+                let digits = (pa - sa).max(pb - sb) + scale;
+                if digits <= 38 { Decimal128(digits as u8, scale as i8) } else { Utf8 }
+            }
+            _ => Utf8,
+        },
+        (Timestamp(ua, za), Timestamp(ub, zb)) if za == zb => {
+            let rank = |u: &arrow::datatypes::TimeUnit| *u as u8;
+            Timestamp(if rank(ua) >= rank(ub) { *ua } else { *ub }, za.clone())
+        }
+        _ => Utf8,
     }
 }
 
@@ -314,7 +416,17 @@ pub fn format_cell(a: &ArrayRef, i: usize, out: &mut String, json: bool) {
                 out.push_str(v);
             }
         }
-        DataType::LargeUtf8 => out.push_str(a.as_string::<i64>().value(i)),
+        DataType::LargeUtf8 | DataType::Utf8View => {
+            let v = match a.data_type() {
+                DataType::LargeUtf8 => a.as_string::<i64>().value(i),
+                _ => a.as_string_view().value(i),
+            };
+            if json {
+                out.push_str(&serde_json::to_string(v).expect("string"));
+            } else {
+                out.push_str(v);
+            }
+        }
         DataType::Float32 => {
             let v = a.as_primitive::<arrow::datatypes::Float32Type>().value(i);
             out.push_str(&if json { v.json() } else { v.text() });
@@ -347,7 +459,9 @@ pub fn format_cell(a: &ArrayRef, i: usize, out: &mut String, json: bool) {
             out.push(']');
         }
         _ => {
-            let v = arrow::util::display::array_value_to_string(a, i).unwrap_or_default();
+            // Decimals, dates, timestamps (with their zone), dictionaries, ...: Arrow's text.
+            let v = arrow::util::display::array_value_to_string(a, i)
+                .unwrap_or_else(|e| format!("#unprintable {}: {e}", a.data_type()));
             if json {
                 out.push_str(&serde_json::to_string(&v).expect("string"));
             } else {
@@ -364,6 +478,31 @@ mod tests {
     use arrow::datatypes::Float32Type;
 
     #[test]
+    fn types_unify_without_loss() {
+        use arrow::datatypes::TimeUnit::*;
+        let ts = |u, z: Option<&str>| DataType::Timestamp(u, z.map(Into::into));
+        let dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        for (a, b, want) in [
+            (DataType::Int32, DataType::Int64, DataType::Int64),
+            (DataType::Int64, DataType::Utf8, DataType::Utf8),
+            (DataType::UInt32, DataType::Int8, DataType::Int64),
+            (DataType::UInt64, DataType::Int64, DataType::Utf8),
+            (DataType::Float32, DataType::Int32, DataType::Float64),
+            (DataType::Float64, DataType::Int64, DataType::Utf8),
+            (dict.clone(), DataType::Utf8, DataType::Utf8),
+            (dict.clone(), dict.clone(), dict.clone()),
+            (DataType::Decimal128(10, 2), DataType::Decimal128(12, 3), DataType::Decimal128(12, 3)),
+            (DataType::Decimal128(10, 2), DataType::Int64, DataType::Decimal128(22, 2)),
+            (ts(Nanosecond, Some("UTC")), ts(Microsecond, Some("UTC")), ts(Nanosecond, Some("UTC"))),
+            (ts(Millisecond, Some("Europe/Berlin")), ts(Millisecond, Some("+05:30")), DataType::Utf8),
+            (DataType::Null, DataType::Date32, DataType::Date32),
+        ] {
+            assert_eq!(unify(&a, &b), want, "{a} + {b}");
+            assert_eq!(unify(&b, &a), want, "{b} + {a}");
+        }
+    }
+
+    #[test]
     fn cells_round_trip_and_lists_are_json() {
         let f: ArrayRef = Arc::new(Float32Array::from(vec![Some(0.1), Some(f32::NAN), None]));
         let mut s = String::new();
@@ -376,7 +515,11 @@ mod tests {
         ])]));
         s.clear();
         format_cell(&l, 0, &mut s, false);
-        assert_eq!(s, "[0.25,null,1e-7]");
+        assert_eq!(s, "[0.25,NaN,1e-7]");
+        s.clear();
+        format_cell(&f, 1, &mut s, false);
+        assert_eq!(s, "NaN");
+        assert_eq!((f64::INFINITY.text(), f32::NEG_INFINITY.json()), ("Infinity".into(), "-Infinity".into()));
         s.clear();
         format_cell(&f, 2, &mut s, false);
         assert_eq!(s, "");

@@ -27,7 +27,7 @@ pub enum CommitError {
          Run again with a new --output"
     )]
     AlreadyExists { url: String },
-    #[error("cannot write {url}: {source}")]
+    #[error("cannot write {url}: {}", crate::storage::describe(source))]
     Store {
         url: String,
         #[source]

@@ -40,25 +40,40 @@ pub enum InferError {
     Output { output: String, what: String },
 }
 
-/// Builds a CPU session for one worker.
+/// Where sessions load a model from.
+#[derive(Debug, Clone)]
+pub enum ModelSource<'a> {
+    /// The model's bytes: a model whose weights are all inside it.
+    Bytes(&'a [u8]),
+    /// A local file, with its external weights (if any) in the files beside it that it names:
+    /// ONNX Runtime finds them relative to the model's folder, whatever the working directory.
+    File(&'a std::path::Path),
+}
+
+/// Builds a CPU session for one worker from a model's bytes.
 pub fn build_session(
     env: &ort::environment::Environment,
     model: &[u8],
     intra_threads: usize,
 ) -> Result<Session, String> {
-    build_session_on(env, model, intra_threads, Device::Cpu)
+    build_session_on(env, ModelSource::Bytes(model), intra_threads, Device::Cpu)
 }
 
 /// Builds a session for one worker on `device`. A CUDA device must register: ONNX Runtime
 /// would otherwise fall back to the CPU without a word, and a job meant for a GPU would crawl.
 pub fn build_session_on(
     env: &ort::environment::Environment,
-    model: &[u8],
+    model: ModelSource,
     intra_threads: usize,
     device: Device,
 ) -> Result<Session, String> {
     // Builder errors carry the builder and are not Send: turn them into text right here.
-    fn inner(env: &ort::environment::Environment, model: &[u8], intra: usize, device: Device) -> ort::Result<Session> {
+    fn inner(
+        env: &ort::environment::Environment,
+        model: ModelSource,
+        intra: usize,
+        device: Device,
+    ) -> ort::Result<Session> {
         let mut b = Session::builder(env)?
             .with_intra_threads(intra)
             .map_err(ort::Error::<()>::from)?
@@ -68,7 +83,10 @@ pub fn build_session_on(
             let cuda = ort::ep::CUDA::default().with_device_id(n as i32).build().error_on_failure();
             b = b.with_execution_providers([cuda]).map_err(ort::Error::<()>::from)?;
         }
-        b.commit_from_memory(model)
+        match model {
+            ModelSource::Bytes(b2) => b.commit_from_memory(b2),
+            ModelSource::File(p) => b.commit_from_file(p),
+        }
     }
     inner(env, model, intra_threads, device).map_err(|e| match device {
         Device::Cpu => e.to_string(),
@@ -264,13 +282,23 @@ fn empty_like(b: &Buffer, capacity: usize) -> Buffer {
     Buffer::new(b.dtype(), capacity)
 }
 
+/// How deep an output's rows nest: 0 for one value per row ([N], [N,1], [N,1,1]), 1 for a list
+/// per row ([N,K], or a shape the model does not declare: each row flattened), 2 for a list of
+/// lists ([N,A,B]), and so on: each dimension after the batch is one level.
+pub fn output_depth(t: &crate::model::TensorSpec) -> usize {
+    if t.shape.is_empty() {
+        return 1;
+    }
+    if t.shape[1..].iter().all(|d| *d == 1) { 0 } else { t.shape.len() - 1 }
+}
+
 /// The Arrow type of the column an output becomes.
 pub fn output_type(spec: &OutputSpec) -> arrow::datatypes::DataType {
     use arrow::datatypes::DataType;
     match spec {
         OutputSpec::SequenceOfMaps { .. } => DataType::Utf8,
         OutputSpec::Tensor(t) => {
-            let scalar = match t.dtype {
+            let mut ty = match t.dtype {
                 ElemType::F32 => DataType::Float32,
                 ElemType::F64 => DataType::Float64,
                 ElemType::I64 => DataType::Int64,
@@ -279,11 +307,10 @@ pub fn output_type(spec: &OutputSpec) -> arrow::datatypes::DataType {
                 ElemType::Bool => DataType::Boolean,
                 ElemType::Str => DataType::Utf8,
             };
-            if t.row_len() == Some(1) || t.shape.len() <= 1 {
-                scalar
-            } else {
-                DataType::List(Arc::new(Field::new("item", scalar, true)))
+            for _ in 0..output_depth(t) {
+                ty = DataType::List(Arc::new(Field::new("item", ty, true)));
             }
+            ty
         }
     }
 }
@@ -306,16 +333,14 @@ fn to_arrow(spec: &OutputSpec, value: &DynValue, n: usize) -> Result<ArrayRef, I
             Ok(Arc::new(StringArray::from(out)))
         }
         OutputSpec::Tensor(t) => {
-            let list = output_type(spec).is_nested();
             macro_rules! prim {
                 ($rust:ty, $arrow:ty) => {{
                     let (shape, data) = value.try_extract_tensor::<$rust>().map_err(|e| err(e.to_string()))?;
-                    let width = row_width(shape, data.len(), n).map_err(err)?;
-                    let values = PrimitiveArray::<$arrow>::from_iter_values(data.iter().copied());
-                    wrap(Arc::new(values), width, n, list)
+                    let dims = row_dims(t, shape, data.len(), n).map_err(err)?;
+                    nest(Arc::new(PrimitiveArray::<$arrow>::from_iter_values(data.iter().copied())), &dims, n)
                 }};
             }
-            match t.dtype {
+            Ok(match t.dtype {
                 ElemType::F32 => prim!(f32, arrow::datatypes::Float32Type),
                 ElemType::F64 => prim!(f64, arrow::datatypes::Float64Type),
                 ElemType::I64 => prim!(i64, arrow::datatypes::Int64Type),
@@ -323,48 +348,66 @@ fn to_arrow(spec: &OutputSpec, value: &DynValue, n: usize) -> Result<ArrayRef, I
                 ElemType::U8 => prim!(u8, arrow::datatypes::UInt8Type),
                 ElemType::Bool => {
                     let (shape, data) = value.try_extract_tensor::<bool>().map_err(|e| err(e.to_string()))?;
-                    let width = row_width(shape, data.len(), n).map_err(err)?;
-                    wrap(Arc::new(BooleanArray::from(data.to_vec())), width, n, list)
+                    let dims = row_dims(t, shape, data.len(), n).map_err(err)?;
+                    nest(Arc::new(BooleanArray::from(data.to_vec())), &dims, n)
                 }
                 ElemType::Str => {
                     let (shape, data) = value.try_extract_strings().map_err(|e| err(e.to_string()))?;
-                    let width = row_width(shape, data.len(), n).map_err(err)?;
-                    wrap(Arc::new(StringArray::from(data)), width, n, list)
+                    let dims = row_dims(t, shape, data.len(), n).map_err(err)?;
+                    nest(Arc::new(StringArray::from(data)), &dims, n)
                 }
-            }
+            })
         }
     }
 }
 
-fn row_width(shape: &ort::value::Shape, len: usize, n: usize) -> Result<usize, String> {
-    if shape.is_empty() || shape[0] as usize != n || (n > 0 && !len.is_multiple_of(n)) {
-        return Err(format!(
-            "has shape {:?}, whose first dimension is not the batch of {n} rows",
-            shape.iter().collect::<Vec<_>>()
+/// The list lengths of each nesting level of one row of an output of a call with `n` rows,
+/// checked against the declaration: the batch first, the declared rank, the declared fixed
+/// dimensions. Dynamic dimensions (a detection map's size) take this call's values.
+fn row_dims(
+    t: &crate::model::TensorSpec,
+    shape: &ort::value::Shape,
+    len: usize,
+    n: usize,
+) -> Result<Vec<usize>, String> {
+    let got: Vec<i64> = shape.iter().copied().collect();
+    let disagree = || format!("has shape {got:?}, which disagrees with its declared shape {:?}", t.shape);
+    if got.first().map(|d| *d as usize) != Some(n) || got.iter().any(|d| *d < 0) {
+        return Err(format!("has shape {got:?}, whose first dimension is not the batch of {n} rows"));
+    }
+    let dims: Vec<usize> = got[1..].iter().map(|d| *d as usize).collect();
+    if dims.iter().try_fold(n, |acc, d| acc.checked_mul(*d)) != Some(len) {
+        return Err(format!("has shape {got:?} but {len} values"));
+    }
+    if t.shape.is_empty() {
+        // Not declared: each row flattened into one list.
+        return Ok(vec![dims.iter().product()]);
+    }
+    if got.len() != t.shape.len() || t.shape[1..].iter().zip(&dims).any(|(want, g)| *want >= 0 && *want as usize != *g)
+    {
+        return Err(disagree());
+    }
+    Ok(if output_depth(t) == 0 { Vec::new() } else { dims })
+}
+
+/// Flat row-major values of `n` rows into nested lists, one level per dimension in `dims`
+/// (none: one value per row).
+fn nest(values: ArrayRef, dims: &[usize], n: usize) -> ArrayRef {
+    // How many lists each level holds: n, n*d1, n*d1*d2, ...
+    let mut counts = vec![n];
+    for d in &dims[..dims.len().saturating_sub(1)] {
+        counts.push(counts.last().expect("starts with n") * d);
+    }
+    let mut array = values;
+    for (d, count) in dims.iter().zip(counts).rev() {
+        array = Arc::new(ListArray::new(
+            Arc::new(Field::new("item", array.data_type().clone(), true)),
+            OffsetBuffer::from_lengths(std::iter::repeat_n(*d, count)),
+            array,
+            None,
         ));
     }
-    Ok(len.checked_div(n).unwrap_or(0))
-}
-
-fn wrap(values: ArrayRef, width: usize, n: usize, list: bool) -> Result<ArrayRef, InferError> {
-    if !list {
-        if width != 1 {
-            // Declared [N] or [N,1] but produced more per row: keep it as a list instead.
-            return Ok(Arc::new(ListArray::new(
-                Arc::new(Field::new("item", values.data_type().clone(), true)),
-                OffsetBuffer::from_lengths(std::iter::repeat_n(width, n)),
-                values,
-                None,
-            )));
-        }
-        return Ok(values);
-    }
-    Ok(Arc::new(ListArray::new(
-        Arc::new(Field::new("item", values.data_type().clone(), true)),
-        OffsetBuffer::from_lengths(std::iter::repeat_n(width, n)),
-        values,
-        None,
-    )))
+    array
 }
 
 /// A JSON object of one map, keys in the map's order, floats at full precision.

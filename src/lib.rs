@@ -30,6 +30,8 @@ pub mod progress;
 pub mod read;
 pub mod report;
 pub mod runtime;
+pub mod secrets;
 pub mod settings;
 pub mod split;
 pub mod storage;
+pub mod text;

@@ -45,7 +45,7 @@ pub struct Fetched {
 
 /// Reads one whole object.
 pub async fn fetch_one(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<Bytes, String> {
-    crate::storage::get_bytes(store, path).await.map_err(|e| format!("cannot read: {e}"))
+    crate::storage::get_bytes(store, path).await.map_err(|e| format!("cannot read: {}", crate::storage::describe(&e)))
 }
 
 /// Reads the items of a plan. Shared by the reader task and the workers, which re-read an
@@ -60,8 +60,14 @@ pub struct ItemReader {
 }
 
 impl ItemReader {
-    /// `columns`: the columns the decoder needs (`None`: every column).
-    pub fn new(store: Arc<dyn ObjectStore>, plan: Arc<Plan>, columns: Option<Vec<String>>) -> ItemReader {
+    /// `columns`: the columns the decoder needs (`None`: every column); `delimiter`: a CSV
+    /// file's delimiter, from its name.
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        plan: Arc<Plan>,
+        columns: Option<Vec<String>>,
+        delimiter: &dyn Fn(&str) -> u8,
+    ) -> ItemReader {
         let mut cuts: HashMap<usize, Vec<u64>> = HashMap::new();
         for item in &plan.items {
             if let Part::CsvRecords { bytes, .. } = &item.part {
@@ -72,7 +78,7 @@ impl ItemReader {
             .into_iter()
             .map(|(file, cuts)| {
                 let f = &plan.files[file];
-                (file, CsvSplitter::new(store.clone(), f.path.clone(), f.size, cuts.into()))
+                (file, CsvSplitter::new(store.clone(), f.path.clone(), f.size, cuts.into(), delimiter(&f.rel)))
             })
             .collect();
         ItemReader { store, plan, columns, splitters }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::settings::Settings;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum JobStatus {
     Completed,
     Failed,
@@ -56,9 +56,15 @@ pub struct MiniBatchRecord {
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Counts {
+    /// Files the job scores (skipped ones not included).
     pub files_total: u64,
+    /// Files with rows, all of which were scored or failed alone.
     pub files_scored: u64,
     pub files_failed: u64,
+    /// Files that hold no rows (a header only), scored without output.
+    pub files_empty: u64,
+    /// Files found under the input and left out (another type, an unusable name): `skipped_files`.
+    pub files_skipped: u64,
     pub rows_scored: u64,
     pub rows_failed: u64,
     /// Failed items as `error_threshold` counts them.
@@ -151,6 +157,9 @@ pub struct ModelReport {
     pub path: String,
     pub sha256: String,
     pub bytes: u64,
+    /// Files beside the model holding its external weights.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub external_data: Vec<String>,
     pub info: crate::model::ModelInfo,
     pub feeder: crate::preprocess::Feeder,
     pub batch_size: usize,
@@ -189,7 +198,12 @@ pub struct JobResult {
     pub model: ModelReport,
     pub settings: Settings,
     pub ignored_settings: Vec<String>,
+    /// What the job noticed and did about it (a pandas index column left out, ...).
     pub notes: Vec<String>,
+    /// Files found under the input and left out, with the reason.
+    pub skipped_files: Vec<crate::plan::Skipped>,
+    /// Files that hold no rows.
+    pub empty_files: Vec<String>,
     pub versions: Versions,
 }
 

@@ -57,6 +57,7 @@ pub enum Boundary {
 /// commas and newlines.
 pub struct RecordScanner {
     parser: csv_core::Reader,
+    delimiter: u8,
     /// Whether the scanner is between records: the next byte that is not CR/LF starts one.
     between: bool,
     /// Scratch space for field contents, which the scanner does not need.
@@ -72,7 +73,18 @@ impl Default for RecordScanner {
 
 impl RecordScanner {
     pub fn new() -> RecordScanner {
-        RecordScanner { parser: csv_core::Reader::new(), between: true, out: vec![0; 32 * 1024], ends: vec![0; 1024] }
+        Self::with_delimiter(b',')
+    }
+
+    /// A scanner for fields separated by `delimiter` (`;`, tab, ...).
+    pub fn with_delimiter(delimiter: u8) -> RecordScanner {
+        RecordScanner {
+            parser: csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
+            delimiter,
+            between: true,
+            out: vec![0; 32 * 1024],
+            ends: vec![0; 1024],
+        }
     }
 
     /// Scans `chunk`, which starts at file offset `offset`, pushing the boundaries found.
@@ -160,11 +172,11 @@ pub struct CsvCutter {
 impl CsvCutter {
     /// `cuts` holds `n + 1` offsets for `n` pieces: `0`, the nominal starts of pieces 1..n, and
     /// the file's size.
-    pub fn new(cuts: Arc<[u64]>) -> CsvCutter {
+    pub fn new(cuts: Arc<[u64]>, delimiter: u8) -> CsvCutter {
         let cuts_len = cuts.len();
         CsvCutter {
             cuts,
-            scanner: RecordScanner::new(),
+            scanner: RecordScanner::with_delimiter(delimiter),
             found: Vec::new(),
             header: None,
             buf: BytesMut::new(),
@@ -203,7 +215,7 @@ impl CsvCutter {
     /// header is incomplete).
     pub fn rewind(&mut self) {
         if self.header.is_none() {
-            *self = CsvCutter::new(self.cuts.clone());
+            *self = CsvCutter::new(self.cuts.clone(), self.scanner.delimiter);
             return;
         }
         self.buf.clear();
@@ -211,7 +223,7 @@ impl CsvCutter {
         self.rows = self.piece_first_row;
         self.last_end = self.piece_start;
         // A fresh scanner starts between records, which a piece start is.
-        self.scanner = RecordScanner::new();
+        self.scanner = RecordScanner::with_delimiter(self.scanner.delimiter);
     }
 
     /// Feeds the next bytes of the file (starting at [`CsvCutter::resume_offset`]); returns the
@@ -329,13 +341,13 @@ struct SplitterState {
 
 impl CsvSplitter {
     /// A splitter for the file at `path` (`size` bytes) cut at `cuts` (see [`CsvCutter::new`]).
-    pub fn new(store: Arc<dyn ObjectStore>, path: Path, size: u64, cuts: Arc<[u64]>) -> CsvSplitter {
+    pub fn new(store: Arc<dyn ObjectStore>, path: Path, size: u64, cuts: Arc<[u64]>, delimiter: u8) -> CsvSplitter {
         CsvSplitter {
             store,
             path,
             size,
             state: tokio::sync::Mutex::new(SplitterState {
-                cutter: CsvCutter::new(cuts),
+                cutter: CsvCutter::new(cuts, delimiter),
                 stream: None,
                 ready: BTreeMap::new(),
                 broken: 0,
@@ -369,7 +381,7 @@ impl CsvSplitter {
                     self.store.get_opts(&self.path, opts)
                 })
                 .await
-                .map_err(|e| format!("cannot read: {e}"))?;
+                .map_err(|e| format!("cannot read: {}", crate::storage::describe(&e)))?;
                 st.stream = Some(byte_stream(got));
             }
             let stream = st.stream.as_mut().expect("opened above");
@@ -390,11 +402,12 @@ impl CsvSplitter {
                     let attempts = retry_policy().attempts;
                     if !is_transient(&e) || st.broken >= attempts {
                         st.broken = 0;
-                        return Err(format!("cannot read: {e}"));
+                        return Err(format!("cannot read: {}", crate::storage::describe(&e)));
                     }
                     tracing::warn!(
-                        "GET {}: {e}; reading again from byte {} (retry {} of {})",
+                        "GET {}: {}; reading again from byte {} (retry {} of {})",
                         self.path,
+                        crate::storage::describe(&e),
                         st.cutter.resume_offset(),
                         st.broken,
                         attempts - 1
@@ -461,16 +474,22 @@ fn byte_stream(got: GetResult) -> BoxStream<'static, object_store::Result<Bytes>
 
 /// Reads the head of a CSV file (at most `limit` bytes) and finds its record boundaries, to
 /// count its rows (when the head is the whole file) or estimate its row width.
-pub async fn sample_csv(store: &Arc<dyn ObjectStore>, path: &Path, size: u64, limit: u64) -> Result<CsvSample, String> {
+pub async fn sample_csv(
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+    size: u64,
+    limit: u64,
+    delimiter: u8,
+) -> Result<CsvSample, String> {
     let len = size.min(limit);
     let bytes = if len == 0 {
         Bytes::new()
     } else {
         with_retries(&format!("GET {path} bytes 0-{}", len - 1), |_| store.get_range(path, 0..len))
             .await
-            .map_err(|e| format!("cannot read: {e}"))?
+            .map_err(|e| format!("cannot read: {}", crate::storage::describe(&e)))?
     };
-    Ok(CsvSample::scan(&bytes, len == size))
+    Ok(CsvSample::scan(&bytes, len == size, delimiter))
 }
 
 /// Record boundaries in the head of a CSV file.
@@ -489,8 +508,8 @@ pub struct CsvSample {
 }
 
 impl CsvSample {
-    pub fn scan(bytes: &[u8], whole: bool) -> CsvSample {
-        let mut scanner = RecordScanner::new();
+    pub fn scan(bytes: &[u8], whole: bool, delimiter: u8) -> CsvSample {
+        let mut scanner = RecordScanner::with_delimiter(delimiter);
         let mut found = Vec::new();
         scanner.feed(bytes, 0, &mut found);
         if whole {
@@ -556,7 +575,7 @@ pub async fn read_footer(store: &Arc<dyn ObjectStore>, path: &Path, size: u64) -
         .with_prefetch_hint(Some(64 * 1024))
         .load_and_finish(fetch, size)
         .await
-        .map_err(|e| format!("cannot read the Parquet footer: {e}"))?;
+        .map_err(|e| format!("cannot read the Parquet footer: {}", crate::secrets::summarize(&e.to_string())))?;
     ArrowReaderMetadata::try_new(Arc::new(meta), ArrowReaderOptions::new())
         .map_err(|e| format!("cannot read the Parquet schema: {e}"))
 }
@@ -683,7 +702,7 @@ pub async fn fetch_row_groups(
     } else {
         with_retries(&format!("GET {path} ({} column chunks)", ranges.len()), |_| store.get_ranges(path, &ranges))
             .await
-            .map_err(|e| format!("cannot read: {e}"))?
+            .map_err(|e| format!("cannot read: {}", crate::storage::describe(&e)))?
     };
     Ok(FetchedChunks::new(size, &ranges, data))
 }
@@ -694,7 +713,7 @@ mod tests {
 
     /// Every piece of `text` cut at `cuts`, feeding it in chunks of `chunk` bytes.
     fn cut(text: &str, cuts: &[u64], chunk: usize) -> Vec<CsvPiece> {
-        let mut c = CsvCutter::new(cuts.into());
+        let mut c = CsvCutter::new(cuts.into(), b',');
         let mut out = Vec::new();
         for part in text.as_bytes().chunks(chunk.max(1)) {
             out.extend(c.feed(part));
@@ -777,7 +796,7 @@ mod tests {
     fn a_rewind_restarts_at_the_last_piece() {
         let text = "h\n1\n2\n3\n4\n5\n";
         let cuts = [0u64, 4, 8, text.len() as u64];
-        let mut c = CsvCutter::new(cuts.as_slice().into());
+        let mut c = CsvCutter::new(cuts.as_slice().into(), b',');
         // Feed up to the middle of piece 1, then fail.
         let first = c.feed(&text.as_bytes()[..7]);
         assert_eq!(first.len(), 1);
@@ -807,10 +826,10 @@ mod tests {
 
     #[test]
     fn samples_count_rows_and_estimate_width() {
-        let s = CsvSample::scan(b"a,b\n1,2\n3,\"4\n5\"\n", true);
+        let s = CsvSample::scan(b"a,b\n1,2\n3,\"4\n5\"\n", true, b',');
         assert_eq!((s.header_end, s.starts.clone(), s.whole), (4, vec![4, 8], true));
         assert_eq!(s.bytes_per_row(), Some(6.0));
-        let partial = CsvSample::scan(b"a,b\n1,2\n3,4", false);
+        let partial = CsvSample::scan(b"a,b\n1,2\n3,4", false, b',');
         assert_eq!(partial.starts, vec![4], "the last record may be cut off");
     }
 

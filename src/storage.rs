@@ -114,6 +114,11 @@ impl StorageOptions {
         self.pairs.iter().map(|(k, _)| k.clone()).collect()
     }
 
+    /// The values of the options that are credentials, to keep out of messages.
+    pub fn secret_values(&self) -> impl Iterator<Item = &str> {
+        self.pairs.iter().filter(|(k, _)| crate::secrets::is_secret_key(k)).map(|(_, v)| v.as_str())
+    }
+
     /// The options whose key parses as `K`, in order.
     fn for_store<K: std::str::FromStr>(&self) -> impl Iterator<Item = (K, &str)> {
         self.pairs.iter().filter_map(|(k, v)| k.parse::<K>().ok().map(|key| (key, v.as_str())))
@@ -441,11 +446,38 @@ where
         if attempt >= policy.attempts {
             return Err(error);
         }
-        tracing::warn!("{what}: {error}; retry {attempt} of {} in {:.1} s", policy.attempts - 1, backoff.as_secs_f64());
+        tracing::warn!(
+            "{what}: {}; retry {attempt} of {} in {:.1} s",
+            describe(&error),
+            policy.attempts - 1,
+            backoff.as_secs_f64()
+        );
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(policy.max_backoff);
         attempt += 1;
     }
+}
+
+/// A store error for messages: scrubbed of credentials and summarised (a server's body is
+/// never echoed whole; see [`crate::secrets`]), with a hint for local disk errors.
+pub fn describe(e: &object_store::Error) -> String {
+    io_hint(&crate::secrets::summarize(&e.to_string()))
+}
+
+/// `message` with what to do about the local disk errors it names (a full disk, no permission,
+/// a read-only file system).
+pub fn io_hint(message: &str) -> String {
+    let m = message.to_ascii_lowercase();
+    let hint = if m.contains("no space left") || m.contains("os error 28") || m.contains("quota exceeded") {
+        "the disk is full: free some space or choose another --output"
+    } else if m.contains("read-only file system") || m.contains("os error 30") {
+        "the file system is read-only: choose another --output"
+    } else if m.contains("permission denied") || m.contains("os error 13") {
+        "permission denied: choose an --output folder you can write to"
+    } else {
+        return message.to_string();
+    };
+    format!("{message} ({hint})")
 }
 
 /// Reads one whole object, retrying transient errors.

@@ -217,6 +217,7 @@ fn transient_faults_are_retried_and_the_output_is_exactly_the_clean_one() {
     let outcome = batchscore::job::run(
         settings(&tmp.path().join("in").display().to_string(), &clean.display().to_string()),
         Deployment::default(),
+        Default::default(),
     )
     .unwrap();
     assert_eq!(outcome.result.counts.rows_scored, 150);
@@ -224,7 +225,8 @@ fn transient_faults_are_retried_and_the_output_is_exactly_the_clean_one() {
     // The same job through a store that fails, stalls and loses answers.
     let injected = faulty("flaky", tmp.path(), Fault::Transient);
     let started = Instant::now();
-    let outcome = batchscore::job::run(settings("flaky://in", "flaky://out"), Deployment::default()).unwrap();
+    let outcome =
+        batchscore::job::run(settings("flaky://in", "flaky://out"), Deployment::default(), Default::default()).unwrap();
     let r = &outcome.result;
     assert_eq!(format!("{:?}", r.status), "Completed", "{:?}", r.error);
     assert_eq!(r.counts.rows_scored, 150);
@@ -264,7 +266,9 @@ fn a_permanent_error_is_not_retried_and_names_the_url() {
     copy_dir(FsPath::new(&data("iris")), &tmp.path().join("in"));
     let injected = faulty("forbidden", tmp.path(), Fault::Forbidden);
     let started = Instant::now();
-    let err = batchscore::job::run(settings("forbidden://in", "forbidden://out"), Deployment::default()).unwrap_err();
+    let err =
+        batchscore::job::run(settings("forbidden://in", "forbidden://out"), Deployment::default(), Default::default())
+            .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("forbidden://out") && msg.contains("credentials"), "{msg}");
     assert_eq!(injected.lists.load(Ordering::Relaxed), 1, "a 403 is not retried");

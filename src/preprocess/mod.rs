@@ -12,14 +12,15 @@
 //! - one input per column, matched by name (`[N]` or `[N, 1]` inputs, as scikit-learn pipelines
 //!   with named inputs export).
 
+pub mod compress;
 pub mod image;
 pub mod tabular;
 
 use arrow::array::ArrayRef;
 
 use crate::model::{Buffer, ElemType, ModelInfo, TensorSpec};
-use crate::plan::{DataKind, FileKind};
-use crate::settings::Settings;
+use crate::plan::{Compression, DataKind, FileKind};
+use crate::settings::{PassColumn, Settings, TabularOptions};
 
 pub use self::image::ImageSpec;
 
@@ -32,12 +33,25 @@ pub enum Feeder {
         input: TensorSpec,
         /// `--features`, or `None` for every column except the pass-through ones.
         columns: Option<Vec<String>>,
-        passthrough: Vec<String>,
+        #[serde(flatten)]
+        table: TableSpec,
     },
     /// Tabular: every input fed by the column of the same name.
-    Named { inputs: Vec<TensorSpec>, passthrough: Vec<String> },
+    Named {
+        inputs: Vec<TensorSpec>,
+        #[serde(flatten)]
+        table: TableSpec,
+    },
     /// Images into one input.
     Image { input: TensorSpec, spec: ImageSpec },
+}
+
+/// How tabular files are read, whatever feeds the model.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TableSpec {
+    pub passthrough: Vec<PassColumn>,
+    #[serde(flatten)]
+    pub options: TabularOptions,
 }
 
 /// A file decoded into model rows.
@@ -55,6 +69,8 @@ pub struct DecodedFile {
     pub passthrough: Vec<ArrayRef>,
     /// Rows that could not be scored: (row number in the file, reason).
     pub failed_rows: Vec<(u64, String)>,
+    /// What the job report should say about the file (a pandas index column left out, ...).
+    pub notes: Vec<String>,
 }
 
 /// A piece of a split tabular file, as read ([`crate::split`]).
@@ -100,6 +116,7 @@ pub fn resolve_feeder(info: &ModelInfo, kind: DataKind, settings: &Settings) -> 
             Ok(Feeder::Image { input: input.clone(), spec })
         }
         DataKind::Tabular => {
+            let table = TableSpec { passthrough: settings.passthrough.clone(), options: settings.tabular.clone() };
             let numeric_or_str = |t: &TensorSpec| {
                 if t.dtype == ElemType::U8 {
                     Err(FeedError(format!("input {:?} takes uint8, which tabular columns do not feed", t.name)))
@@ -122,11 +139,7 @@ pub fn resolve_feeder(info: &ModelInfo, kind: DataKind, settings: &Settings) -> 
                         input.shape
                     )));
                 }
-                return Ok(Feeder::Matrix {
-                    input: input.clone(),
-                    columns: settings.features.clone(),
-                    passthrough: settings.passthrough.clone(),
-                });
+                return Ok(Feeder::Matrix { input: input.clone(), columns: settings.features.clone(), table });
             }
             if settings.features.is_some() {
                 return Err(FeedError(format!(
@@ -143,24 +156,44 @@ pub fn resolve_feeder(info: &ModelInfo, kind: DataKind, settings: &Settings) -> 
                         input.name, input.shape
                     )));
                 }
-                if settings.passthrough.contains(&input.name) {
+                if settings.passthrough.iter().any(|p| p.name == input.name) {
                     return Err(FeedError(format!(
                         "column {:?} feeds model input {:?}; it cannot also be a --passthrough column",
                         input.name, input.name
                     )));
                 }
             }
-            Ok(Feeder::Named { inputs: info.inputs.clone(), passthrough: settings.passthrough.clone() })
+            Ok(Feeder::Named { inputs: info.inputs.clone(), table })
         }
     }
 }
 
 impl Feeder {
-    /// Decodes one file's bytes. `name` is the file's path, for messages.
+    /// Decodes one file's bytes. `name` is the file's path, for messages; its extension says
+    /// how a text file is compressed (`.csv.gz`) and a `.tsv` file's delimiter.
     pub fn decode(&self, kind: FileKind, name: &str, bytes: bytes::Bytes) -> Result<DecodedFile, DecodeError> {
         match self {
             Feeder::Image { input, spec } => image::decode(spec, input, name, &bytes),
-            Feeder::Matrix { .. } | Feeder::Named { .. } => tabular::decode(self, kind, name, bytes),
+            Feeder::Matrix { table, .. } | Feeder::Named { table, .. } => {
+                let bytes = match Compression::from_name(name) {
+                    Compression::None => bytes,
+                    c => compress::decompress(
+                        c,
+                        name,
+                        &bytes,
+                        compress::max_decompressed(table.options.max_record_bytes),
+                    )?,
+                };
+                tabular::decode(self, kind, name, bytes)
+            }
+        }
+    }
+
+    /// How tabular files are read (`None` for images).
+    pub fn table(&self) -> Option<&TableSpec> {
+        match self {
+            Feeder::Matrix { table, .. } | Feeder::Named { table, .. } => Some(table),
+            Feeder::Image { .. } => None,
         }
     }
 
@@ -175,7 +208,8 @@ impl Feeder {
                 tabular::Source::RowGroups { chunks, footer, groups: groups.collect(), first_row }
             }
             TabularPiece::Csv(p) => {
-                tabular::Source::Csv { bytes: p.bytes, first_row: p.first_row, line_offset: p.line_offset }
+                let delimiter = self.table().map_or(b',', |t| t.options.delimiter_for(name));
+                tabular::Source::Csv { bytes: p.bytes, first_row: p.first_row, line_offset: p.line_offset, delimiter }
             }
         };
         tabular::decode_source(self, name, src)
@@ -185,13 +219,13 @@ impl Feeder {
     /// Parquet pieces; `None` when every column is needed (the features are "all the others").
     pub fn columns(&self) -> Option<Vec<String>> {
         match self {
-            Feeder::Matrix { columns: Some(c), passthrough, .. } => {
-                Some(c.iter().chain(passthrough).cloned().collect())
+            Feeder::Matrix { columns: Some(c), table, .. } => {
+                Some(c.iter().cloned().chain(table.passthrough.iter().map(|p| p.name.clone())).collect())
             }
             Feeder::Matrix { columns: None, .. } | Feeder::Image { .. } => None,
-            Feeder::Named { inputs, passthrough } => {
-                Some(inputs.iter().map(|i| i.name.clone()).chain(passthrough.iter().cloned()).collect())
-            }
+            Feeder::Named { inputs, table } => Some(
+                inputs.iter().map(|i| i.name.clone()).chain(table.passthrough.iter().map(|p| p.name.clone())).collect(),
+            ),
         }
     }
 
@@ -208,10 +242,10 @@ impl Feeder {
         !matches!(self, Feeder::Image { .. })
     }
 
-    /// The pass-through column names.
-    pub fn passthrough(&self) -> &[String] {
+    /// The pass-through columns.
+    pub fn passthrough(&self) -> &[PassColumn] {
         match self {
-            Feeder::Matrix { passthrough, .. } | Feeder::Named { passthrough, .. } => passthrough,
+            Feeder::Matrix { table, .. } | Feeder::Named { table, .. } => &table.passthrough,
             Feeder::Image { .. } => &[],
         }
     }

@@ -1,0 +1,136 @@
+//! `batchscore score`: resolve the settings, run the job, print how it ended, pick the exit code.
+
+use super::{Exit, ScoreArgs};
+use crate::job::{JobOptions, JobOutcome};
+use crate::report::JobStatus;
+use crate::settings::{Deployment, LogLevel, Settings};
+
+/// Runs `batchscore score`.
+pub fn score_command(args: &ScoreArgs) -> Exit {
+    let (settings, deployment) = match resolve(args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {}", crate::secrets::scrub(&e.to_string()));
+            return Exit::CouldNotStart;
+        }
+    };
+    init_logging(settings.logging_level);
+    for ignored in &deployment.ignored {
+        tracing::warn!("deployment setting `{ignored}` has no meaning here and is ignored");
+    }
+    match crate::job::run(settings, deployment, JobOptions { clean_staging: args.clean_staging }) {
+        Err(e) => {
+            eprintln!("error: {}", crate::secrets::scrub(&e.to_string()));
+            Exit::CouldNotStart
+        }
+        Ok(outcome) => {
+            print_summary(&outcome);
+            if outcome.lost_race {
+                Exit::CouldNotStart
+            } else if outcome.result.status == JobStatus::Completed {
+                Exit::Completed
+            } else {
+                Exit::Failed
+            }
+        }
+    }
+}
+
+fn resolve(args: &ScoreArgs) -> Result<(Settings, Deployment), crate::settings::ConfigError> {
+    let (deployment, origin) = match &args.config {
+        Some(path) => (Deployment::load(path)?, format!("flags and {}", path.display())),
+        None => (Deployment::default(), "flags".to_string()),
+    };
+    let settings = args.raw().over(deployment.settings.clone()).resolve(&origin)?;
+    Ok((settings, deployment))
+}
+
+/// Logs go to stderr, through [`crate::secrets::scrub`].
+fn init_logging(level: LogLevel) {
+    let filter = match level {
+        LogLevel::Warning => "warn",
+        LogLevel::Info => "info",
+        LogLevel::Debug => "debug,ort=info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BATCHSCORE_LOG").unwrap_or_else(|_| {
+        // ONNX Runtime's own messages are noisy at info; keep them at warnings unless debugging.
+        tracing_subscriber::EnvFilter::new(if level == LogLevel::Debug {
+            filter.to_string()
+        } else {
+            format!("{filter},ort=warn")
+        })
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(|| ScrubbedStderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
+/// stderr, with secrets scrubbed from each write (one log line per write).
+struct ScrubbedStderr;
+
+impl std::io::Write for ScrubbedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        std::io::stderr().write_all(crate::secrets::scrub(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+fn print_summary(o: &JobOutcome) {
+    let r = &o.result;
+    let c = &r.counts;
+    let extra = [(c.files_empty, "empty"), (c.files_skipped, "skipped")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!(", {n} {what}"))
+        .collect::<String>();
+    eprintln!(
+        "{}: {} rows from {}/{} files scored in {:.1} s{extra}; {} items failed ({} files, {} rows); output {}",
+        match r.status {
+            JobStatus::Completed => "Completed",
+            JobStatus::Failed => "Failed",
+        },
+        c.rows_scored,
+        c.files_scored,
+        c.files_total,
+        r.timings_seconds.wall,
+        c.items_failed,
+        c.files_failed,
+        c.rows_failed,
+        r.output
+    );
+    if let Some(f) = &r.first_failure {
+        let at = match (&f.row, &f.piece) {
+            (Some(row), _) => format!("{} row {row}", f.file),
+            (None, Some(piece)) => format!("{}[{piece}]", f.file),
+            (None, None) => f.file.clone(),
+        };
+        // Decode errors already start with the file name; say it once.
+        let error = f.error.strip_prefix(&format!("{}: ", f.file)).unwrap_or(&f.error);
+        eprintln!("first failure: {at}: {error}");
+    }
+    if let Some(e) = &r.error {
+        eprintln!("error: {e}");
+    }
+    if o.lost_race {
+        eprintln!(
+            "error: another job published into {} while this one ran; this job's results were discarded, and the \
+             report there is the other job's, not this one's",
+            r.output
+        );
+    } else if let Some(url) = &o.report_url {
+        eprintln!("job report: {url}");
+    } else if let Some(e) = &o.report_error {
+        eprintln!("error: the job report could not be written ({e}); the job counts as Failed");
+    }
+    if let Some(p) = &r.predictions {
+        println!("{p}");
+    }
+}
