@@ -4,6 +4,9 @@
 # serve; pinned in scripts/test-servers/).
 CARGO ?= cargo
 STAMP := $(shell date -u +%Y%m%dT%H%M%SZ)
+# Where cargo builds: target/, or CARGO_TARGET_DIR when set (many users set it globally).
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+BIN := $(TARGET_DIR)/release/batchscore
 
 .PHONY: setup test-setup build demo test check bench bench-compare models clean-out
 
@@ -20,10 +23,10 @@ build: setup
 
 # Each demo run writes to a new folder: batchscore never writes into an existing output.
 demo: build
-	./target/release/batchscore score --model models/iris_zipmap.onnx --input sample-data/iris \
+	$(BIN) score --model models/iris_zipmap.onnx --input sample-data/iris \
 	  --output out/demo-iris-$(STAMP) --passthrough id
 	@echo; head -n 4 out/demo-iris-$(STAMP)/predictions.csv; echo
-	./target/release/batchscore score --model models/digits_mlp.onnx --input sample-data/digits \
+	$(BIN) score --model models/digits_mlp.onnx --input sample-data/digits \
 	  --output out/demo-digits-$(STAMP) --output-file-name predictions.parquet
 	@echo; echo "Outputs: out/demo-iris-$(STAMP) and out/demo-digits-$(STAMP) (predictions + logs/)"
 

@@ -13,6 +13,7 @@
 # target/bench-out/ and are removed after each run. MAX_CONCURRENCY (default: cores) and
 # MINI_BATCH (default 16MB, --mini-batch-size) are passed on.
 set -euo pipefail
+BIN="${CARGO_TARGET_DIR:-target}/release/batchscore"
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-.venv-models/bin/python}
@@ -40,12 +41,12 @@ if [ ! -f "$DATA/.done-$FILES-$ROWS" ]; then
 fi
 echo "inputs: x1 $(du -sh "$DATA/x1" | cut -f1) in $(ls "$DATA/x1" | wc -l) files; x20 $(du -shl "$DATA/x20" | cut -f1) in $(ls "$DATA/x20" | wc -l) files"
 
-[ -x target/release/batchscore ] || cargo build --release --quiet
+[ -x "$BIN" ] || cargo build --release --quiet
 mkdir -p target/bench-out
 printf '\n| dataset | files | rows | input | wall | rows/s | peak RSS | output |\n|---|---|---|---|---|---|---|---|\n' > target/bench-out/memory.md
 for set in x1 x20; do
   out="target/bench-out/memory-$set-$$"
-  cmd=(target/release/batchscore score --model models/wine_tensor.onnx --input "$DATA/$set" --output "$out"
+  cmd=("$BIN" score --model models/wine_tensor.onnx --input "$DATA/$set" --output "$out"
     --output-file-name predictions.parquet --passthrough id --max-concurrency "$MAX_CONCURRENCY" --mini-batch-size "$MINI_BATCH"
     --progress off --logging-level warning)
   echo "+ /usr/bin/time -v ${cmd[*]}"

@@ -14,6 +14,7 @@
 # rows as csv/part-NNNN.csv. Outputs go to a new folder under target/bench-out/ per run.
 # MAX_CONCURRENCY (default 2) sets --max-concurrency.
 set -euo pipefail
+BIN="${CARGO_TARGET_DIR:-target}/release/batchscore"
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-.venv-models/bin/python}
@@ -55,7 +56,7 @@ run() {
   out="target/bench-out/$kind-to-${name##*.}-$(date -u +%Y%m%dT%H%M%S)-$$"
   mkdir -p target/bench-out
   echo "== $kind -> $name (--max-concurrency $MAX_CONCURRENCY)"
-  local cmd=(target/release/batchscore score --model models/wine_tensor.onnx --input "$DATA/$kind"
+  local cmd=("$BIN" score --model models/wine_tensor.onnx --input "$DATA/$kind"
     --output "$out" --output-file-name "$name" --passthrough id
     --max-concurrency "$MAX_CONCURRENCY" --progress off --logging-level warning)
   echo "+ /usr/bin/time -v ${cmd[*]}"

@@ -5,8 +5,10 @@
 //! (`onnxruntime/capi/libonnxruntime.so.1.31.1`). We look for it in this order:
 //!
 //! 1. `ORT_DYLIB_PATH` (a file; a folder is searched for `libonnxruntime.so*`);
-//! 2. the project's own virtual environment, `.venv/`, beside the current directory or any
-//!    folder above the executable (so `target/release/batchscore` finds the repo's `.venv`);
+//! 2. the project's own virtual environment, `.venv/`, in the current directory or a folder
+//!    above it, or in a folder above the executable (so `target/release/batchscore` finds the
+//!    repo's `.venv`, and so does a build under a `CARGO_TARGET_DIR` outside the repository run
+//!    from inside it);
 //! 3. the site-packages of `python3` on `PATH` are *not* probed: starting Python is slow and
 //!    surprising; the error message says how to point at it instead.
 //!
@@ -87,11 +89,12 @@ pub fn locate_library() -> Result<PathBuf, RuntimeError> {
     searched.push("ORT_DYLIB_PATH (unset)".to_string());
     let mut roots: Vec<PathBuf> = Vec::new();
     if let Ok(cwd) = std::env::current_dir() {
-        roots.push(cwd);
+        roots.extend(cwd.ancestors().map(Path::to_path_buf));
     }
     if let Ok(exe) = std::env::current_exe() {
         roots.extend(exe.ancestors().skip(1).map(Path::to_path_buf));
     }
+    roots.dedup();
     for root in roots {
         let venv = root.join(".venv");
         if let Some(found) = find_in_venv(&venv) {

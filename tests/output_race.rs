@@ -1,8 +1,10 @@
 //! Two jobs racing for one output folder: exactly one publishes, the other exits 2 and leaves
 //! nothing of its own behind (DESIGN.md section 4, commit).
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 fn repo(p: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p).display().to_string()
@@ -13,7 +15,7 @@ fn two_jobs_racing_for_one_output_exactly_one_wins() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let spawn = || {
-        Command::new(env!("CARGO_BIN_EXE_batchscore"))
+        common::bin_cmd()
             .args(["score", "--progress", "off", "--mini-batch-size", "1", "--max-concurrency", "1"])
             .args(["--model", &repo("models/digits_mlp.onnx"), "--input", &repo("sample-data/digits")])
             .arg("--output")

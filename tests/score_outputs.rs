@@ -302,7 +302,7 @@ fn progress_lines_off_a_terminal_and_a_final_summary() {
     let tmp = tempdir();
     let out = tmp.path().join("out");
     let (m, i, o) = (model("digits_mlp.onnx"), data("digits"), out.display().to_string());
-    let mut cmd = std::process::Command::new(bin());
+    let mut cmd = bin_cmd();
     cmd.current_dir(tmp.path()).args(["score", "--model", &m, "--input", &i, "--output", &o]).args([
         "--progress",
         "plain",

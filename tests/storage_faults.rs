@@ -33,6 +33,8 @@ enum Fault {
     Transient,
     /// Every LIST answers 403.
     Forbidden,
+    /// The job report cannot be written (every PUT of it answers 403).
+    NoReport,
 }
 
 #[derive(Default)]
@@ -87,6 +89,12 @@ impl ObjectStore for FaultyStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
+        if self.fault == Fault::NoReport && location.as_ref().ends_with("job_result.json") {
+            return Err(object_store::Error::PermissionDenied {
+                path: location.to_string(),
+                source: "403 Forbidden (injected)".into(),
+            });
+        }
         if self.fault == Fault::Transient && self.first("put", location) {
             if location.as_ref().ends_with("job_result.json") {
                 self.inner.put_opts(location, payload, opts).await?;
@@ -133,6 +141,7 @@ impl ObjectStore for FaultyStore {
             Fault::Transient => {
                 (self.first("list", prefix.unwrap_or(&Path::default()))).then(|| injected("500 on LIST"))
             }
+            Fault::NoReport => None,
             Fault::Forbidden => Some(object_store::Error::PermissionDenied {
                 path: prefix.map(|p| p.to_string()).unwrap_or_default(),
                 source: "403 Forbidden (injected)".into(),
@@ -274,4 +283,20 @@ fn a_permanent_error_is_not_retried_and_names_the_url() {
     assert_eq!(injected.lists.load(Ordering::Relaxed), 1, "a 403 is not retried");
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(!tmp.path().join("out").exists(), "nothing written");
+}
+
+#[test]
+fn a_job_whose_report_cannot_be_written_is_failed_and_says_so() {
+    quick_retries();
+    let tmp = tempdir();
+    copy_dir(FsPath::new(&data("iris")), &tmp.path().join("in"));
+    faulty("noreport", tmp.path(), Fault::NoReport);
+    let outcome =
+        batchscore::job::run(settings("noreport://in", "noreport://out"), Deployment::default(), Default::default())
+            .unwrap();
+    assert_eq!(format!("{:?}", outcome.result.status), "Failed", "never Completed without its report");
+    assert!(outcome.report_url.is_none(), "no report path to print: it does not exist");
+    let why = outcome.report_error.expect("the reason");
+    assert!(why.contains("job_result.json"), "{why}");
+    assert!(!tmp.path().join("out/logs/job_result.json").exists());
 }

@@ -21,12 +21,12 @@ PY=.venv-bench/bin/python
 scripts/setup.sh
 benches/compare/setup.sh
 cargo build --release --quiet
-RAW=$(cargo bench --bench raw_limit --no-run 2>&1 | grep -o 'target/release/deps/raw_limit-[0-9a-f]*' | tail -n 1)
+RAW=$(cargo bench --bench raw_limit --no-run 2>&1 | grep -o '[^ (]*/release/deps/raw_limit-[0-9a-f]*' | tail -n 1)
 [ -x "$RAW" ] || { echo "error: could not build the raw-limit bench (cargo bench --bench raw_limit --no-run)" >&2; exit 1; }
 
 "$PY" benches/compare/gen_data.py --out "$DATA" --scale "$SCALE"
 "$PY" benches/compare/gen_models.py --data "$DATA" --out "$DATA/models"
 update=()
 [ "$SCALE" = full ] && update=(--update-benchmarks)
-"$PY" benches/compare/harness.py --scale "$SCALE" --data "$DATA" --batchscore target/release/batchscore \
+"$PY" benches/compare/harness.py --scale "$SCALE" --data "$DATA" --batchscore "${CARGO_TARGET_DIR:-target}/release/batchscore" \
   --raw "$RAW" "${update[@]}" "$@"

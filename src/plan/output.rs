@@ -59,10 +59,19 @@ const LOOK: usize = 1000;
 
 /// Fails if anything exists under the output folder, saying what it is.
 pub async fn check_output(output: &Location) -> Result<(), PlanError> {
-    if let Some(local) = &output.local
-        && local.is_file()
-    {
-        return Err(PlanError::OutputExists { output: output.display.clone(), existing: "a file of that name".into() });
+    if let Some(local) = &output.local {
+        if local.is_file() {
+            return Err(PlanError::OutputExists {
+                output: output.display.clone(),
+                existing: "a file of that name".into(),
+            });
+        }
+        if let Some(file) = local.ancestors().skip(1).find(|a| a.is_file()) {
+            return Err(PlanError::NotWritable {
+                output: output.display.clone(),
+                hint: format!("{} is a file, where the output needs a folder; choose another --output", file.display()),
+            });
+        }
     }
     let rels = list_some(output).await?;
     if rels.is_empty() {
@@ -205,7 +214,7 @@ pub async fn probe_output(output: &Location, owner: &StagingOwner) -> Result<(),
     let rel = format!("_staging/{}/job.json", owner.job_id);
     let json = serde_json::to_vec_pretty(owner).expect("serialisable");
     if let Some(local) = &output.local {
-        return probe_local(&local.join(&rel), &json)
+        return probe_local(local, &local.join(&rel), &json)
             .map_err(|hint| PlanError::NotWritable { output: output.display.clone(), hint });
     }
     crate::commit::put_create(output, &rel, bytes::Bytes::from(json)).await.map_err(|e| PlanError::NotWritable {
@@ -215,10 +224,12 @@ pub async fn probe_output(output: &Location, owner: &StagingOwner) -> Result<(),
 }
 
 /// The probe on a local disk, with std::fs for exact errors; returns what to do on failure.
-fn probe_local(file: &std::path::Path, json: &[u8]) -> Result<(), String> {
+fn probe_local(root: &std::path::Path, file: &std::path::Path, json: &[u8]) -> Result<(), String> {
     use std::io::Write;
     let dir = file.parent().expect("a staging file has a folder");
-    let why = |e: std::io::Error, at: &std::path::Path| local_hint(&e, at);
+    // Name the output folder, or the nearest folder above it that exists when it does not.
+    let at = root.ancestors().find(|a| a.exists()).unwrap_or(root);
+    let why = |e: std::io::Error, _: &std::path::Path| local_hint(&e, at);
     // A file where a folder should be: find it, to name it.
     for a in dir.ancestors() {
         if a.is_file() {

@@ -86,9 +86,39 @@ pub fn run_command(mut cmd: Command) -> Run {
     }
 }
 
+/// The repository's ONNX Runtime library (`.venv`, from `make setup`), if it is there.
+pub fn ort_library() -> Option<PathBuf> {
+    let lib = repo().join(".venv/lib");
+    let mut pythons: Vec<PathBuf> = std::fs::read_dir(lib).ok()?.flatten().map(|e| e.path()).collect();
+    pythons.sort();
+    pythons.iter().rev().find_map(|py| {
+        let capi = py.join("site-packages/onnxruntime/capi");
+        let mut libs: Vec<PathBuf> = std::fs::read_dir(capi)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("libonnxruntime.so")))
+            .collect();
+        libs.sort();
+        libs.pop()
+    })
+}
+
+/// The binary, told where ONNX Runtime is: it runs from a temporary folder, and the build may
+/// live outside the repository (`CARGO_TARGET_DIR`), so it would not find the repo's `.venv`.
+pub fn bin_cmd() -> Command {
+    let mut cmd = Command::new(bin());
+    if std::env::var_os("ORT_DYLIB_PATH").is_none()
+        && let Some(lib) = ort_library()
+    {
+        cmd.env("ORT_DYLIB_PATH", lib);
+    }
+    cmd
+}
+
 /// `batchscore score --progress off <args>` with `dir` as the working directory.
 pub fn score_cmd(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(bin());
+    let mut cmd = bin_cmd();
     cmd.current_dir(dir).arg("score").arg("--progress").arg("off").args(args);
     // Keep the tests independent of the caller's environment.
     cmd.env_remove("BATCHSCORE_MODEL").env_remove("BATCHSCORE_LOG");
@@ -215,7 +245,8 @@ pub fn arrow_value(a: &ArrayRef, i: usize) -> Value {
             let v = a.as_list::<i64>().value(i);
             Value::Array((0..v.len()).map(|j| arrow_value(&v, j)).collect())
         }
-        other => panic!("unexpected Arrow type {other} in a predictions file"),
+        // Pass-through columns keep their type: decimals, dates, timestamps, dictionaries, ...
+        _ => Value::String(arrow::util::display::array_value_to_string(a, i).expect("displayable")),
     }
 }
 

@@ -118,6 +118,9 @@ fn type_word(t: ElemType) -> &'static str {
 fn reason(col: &str, bad: Bad, shown: &str, dtype: ElemType) -> String {
     let col = excerpt(col);
     match bad {
+        Bad::Missing if matches!(dtype, ElemType::F32 | ElemType::F64) => {
+            format!("column {col:?}: missing value (pass --missing-as-nan to feed missing values as NaN)")
+        }
         Bad::Missing => format!("column {col:?}: missing value"),
         Bad::NonFinite => format!(
             "column {col:?}: value {:?} is not a finite number (pass --allow-non-finite to feed NaN and infinities)",
