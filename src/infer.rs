@@ -282,9 +282,9 @@ fn empty_like(b: &Buffer, capacity: usize) -> Buffer {
     Buffer::new(b.dtype(), capacity)
 }
 
-/// How deep an output's rows nest: 0 for one value per row ([N], [N,1], [N,1,1]), 1 for a list
-/// per row ([N,K], or a shape the model does not declare: each row flattened), 2 for a list of
-/// lists ([N,A,B]), and so on: each dimension after the batch is one level.
+/// How deep an output's rows nest: 0 for one value per row (`[N]`, `[N,1]`, `[N,1,1]`), 1 for a
+/// list per row (`[N,K]`, or a shape the model does not declare: each row flattened), 2 for a
+/// list of lists (`[N,A,B]`), and so on: each dimension after the batch is one level.
 pub fn output_depth(t: &crate::model::TensorSpec) -> usize {
     if t.shape.is_empty() {
         return 1;

@@ -7,7 +7,8 @@
 //! ```
 //!
 //! - [`settings`] resolves CLI flags and a deployment file into one validated [`settings::Settings`].
-//! - [`plan`] lists the input files, cuts them into mini-batches and checks the output path.
+//! - [`plan`] checks (and probes) the output path, lists the input files (skipping what cannot be
+//!   scored) and cuts them into mini-batches.
 //! - [`split`] cuts large tabular files into pieces (Parquet row groups, CSV record ranges) for
 //!   mini-batches of rows or bytes, and reads and decodes those pieces.
 //! - [`read`] fetches bytes through `object_store` on tokio, a few mini-batches ahead.
@@ -16,6 +17,9 @@
 //! - [`collect`] turns model outputs into rows and writes CSV or Parquet.
 //! - [`commit`] stages the output and publishes it create-only, with the job's logs.
 //! - [`job`] is the coordinator that wires the stages together, retries and counts failures.
+//! - [`cli`] is the command line; [`report`] the job's record; [`storage`] every store.
+//! - [`secrets`] keeps credentials out of every message; [`text`] quotes data in messages as short
+//!   excerpts.
 
 pub mod cli;
 pub mod collect;

@@ -37,6 +37,8 @@ fn two_jobs_racing_for_one_output_exactly_one_wins() {
         "{err}"
     );
 
+    assert!(!err.contains("job report:"), "the loser does not present the winner's report as its own: {err}");
+
     // The winner's output is whole: 300 rows, a Completed report, and no staging left over.
     let csv = std::fs::read_to_string(out.join("predictions.csv")).unwrap();
     assert_eq!(csv.lines().count(), 301);

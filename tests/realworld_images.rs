@@ -212,3 +212,32 @@ fn a_real_published_model_paddleocr_text_direction() {
         .collect();
     assert_parity(&preds, &reference, Tol { abs: 1e-4, rel: 0.0 });
 }
+
+#[test]
+fn outputs_with_dynamic_dimensions_keep_each_rows_shape() {
+    let tmp = tempdir();
+    let out = tmp.path().join("out");
+    let (m, i, o) = (model("dynamic_map.onnx"), images("gray"), out.display().to_string());
+    score(tmp.path(), &["--model", &m, "--input", &i, "--output", &o, "--scale", "1"]).expect_code(0).no_panic();
+    let (_, preds) = csv_preds(&out.join("predictions.csv"));
+    let want = reference_by_file("images-gray");
+    for p in &preds {
+        // A 2x2 average pool: a [1, H/2, W/2] map per image, whatever its size.
+        let s = shape(&want[&p.file]["gray"]);
+        assert_eq!(shape(&p.cols["map"]), [1, s[1] / 2, s[2] / 2], "{}", p.file);
+    }
+    let sizes: std::collections::BTreeSet<Vec<usize>> = preds.iter().map(|p| shape(&p.cols["map"])).collect();
+    assert!(sizes.len() >= 3, "images of several sizes: {sizes:?}");
+    // Parquet: nested lists of each row's own lengths.
+    let out = tmp.path().join("pq");
+    let o = out.display().to_string();
+    score(
+        tmp.path(),
+        &["--model", &m, "--input", &i, "--output", &o, "--scale", "1", "--output-file-name", "p.parquet"],
+    )
+    .expect_code(0);
+    let (_, pq) = parquet_preds(&out.join("p.parquet"));
+    for (a, b) in pq.iter().zip(&preds) {
+        assert_eq!(shape(&a.cols["map"]), shape(&b.cols["map"]), "{}", a.file);
+    }
+}

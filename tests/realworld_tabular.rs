@@ -523,3 +523,41 @@ fn stray_files_and_unusable_names_are_skipped_and_reported() {
     assert!(reason("bad\u{FFFD}name.csv").contains("UTF-8"));
     assert_eq!(csv_preds(&out.join("predictions.csv")).1.len(), 100);
 }
+
+#[test]
+fn a_type_asked_for_converts_the_text_and_fails_values_that_do_not_fit() {
+    let tmp = tempdir();
+    let (out, run) = job(
+        tmp.path(),
+        "iris_zipmap.onnx",
+        &format!("{}/plain.csv", folder("pandas-csv")),
+        "out",
+        &[
+            "--passthrough",
+            "code:int64,price:decimal(10,2),big:int64",
+            "--features",
+            IRIS_FEATURES,
+            "--output-file-name",
+            "p.parquet",
+        ],
+    );
+    run.expect_code(0);
+    let (cols, rows) = parquet_preds_raw(&out.join("p.parquet"));
+    assert_eq!(
+        (&cols["code"], &cols["price"], &cols["big"]),
+        (&DataType::Int64, &DataType::Decimal128(10, 2), &DataType::Int64)
+    );
+    let want = passthrough_text("pandas-csv");
+    assert!(!rows.is_empty());
+    for r in &rows {
+        let w = &want[&("plain.csv".to_string(), r["row"].parse().unwrap())];
+        let code: i64 = w["code"].as_str().unwrap().parse().unwrap();
+        assert_eq!(r["code"], code.to_string());
+        assert_eq!(r["price"], w["price"].as_str().unwrap(), "decimals keep their scale");
+    }
+    // 12345678901234567890 is no int64: its row fails, naming the column and the value.
+    let f = failures(&out);
+    let big = f.iter().find(|x| x["row"] == 0).expect("row 0 fails");
+    let e = big["error"].as_str().unwrap();
+    assert!(e.contains("\"big\"") && e.contains("12345678901234567890") && e.contains("Int64"), "{e}");
+}

@@ -80,7 +80,7 @@ pub struct ScoreArgs {
     /// Input columns copied into the output, after `file` and `row`, as stored: CSV text as
     /// written (leading zeros, long integers and decimals kept), Parquet values in their own type.
     /// `name:type` converts one (string, int64, uint64, float64, bool, date, timestamp, decimal(P,S)).
-    #[arg(long, value_delimiter = ',', value_name = "A,B:TYPE")]
+    #[arg(long, value_name = "A,B:TYPE")]
     pub passthrough: Option<Vec<String>>,
     /// CSV field delimiter: one character such as ';' or '|', or 'tab' [default: ,].
     #[arg(long, value_name = "CHAR")]
@@ -180,7 +180,10 @@ impl ScoreArgs {
             pattern: self.pattern.clone(),
             storage_options: (!self.storage_options.is_empty()).then(|| self.storage_options.clone()),
             features: self.features.clone(),
-            passthrough: self.passthrough.clone(),
+            passthrough: self
+                .passthrough
+                .as_ref()
+                .map(|v| v.iter().flat_map(|s| crate::settings::split_columns(s)).collect()),
             batch_size: self.batch_size.clone(),
             sessions: self.sessions.clone(),
             intra_threads: self.intra_threads.clone(),

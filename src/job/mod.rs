@@ -1,11 +1,11 @@
 //! The job coordinator: prepare, run the pipeline, collect, commit.
 //!
-//! - [`prepare`]: everything that can refuse the job (exit 2) before any scoring: the output
+//! - `prepare`: everything that can refuse the job (exit 2) before any scoring: the output
 //!   check and the probe write, the plan, the model and how the data feeds it.
-//! - [`pipeline`]: the reader, workers and sessions, and the signals that stop a job.
-//! - [`work`]: what a worker and a session do with one mini-batch: decode, score with retries,
+//! - `pipeline`: the reader, workers and sessions, and the signals that stop a job.
+//! - `work`: what a worker and a session do with one mini-batch: decode, score with retries,
 //!   timeouts and narrowing, and account for every item.
-//! - [`collector`]: results into the output in order, the error threshold, then the commit
+//! - `collector`: results into the output in order, the error threshold, then the commit
 //!   (see [`crate::commit`]) and the job report.
 
 mod collector;

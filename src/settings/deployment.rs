@@ -285,7 +285,7 @@ fn scalar(v: &Value, origin: &str, name: &str) -> Result<String, ConfigError> {
 fn list(v: &Value, origin: &str, name: &str) -> Result<Vec<String>, ConfigError> {
     match v {
         Value::Sequence(items) => items.iter().map(|i| scalar(i, origin, name)).collect(),
-        Value::String(s) => Ok(s.split(',').map(|x| x.trim().to_string()).collect()),
+        Value::String(s) => Ok(super::split_columns(s).iter().map(|x| x.trim().to_string()).collect()),
         Value::Number(n) => Ok(vec![n.to_string()]),
         other => Err(invalid(origin, name, other, "expected a list such as [a, b, c]")),
     }

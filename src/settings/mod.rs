@@ -582,3 +582,22 @@ impl Settings {
         self.passthrough.iter().map(|p| p.name.clone()).collect()
     }
 }
+
+/// `a,b:decimal(10,2)` into `a` and `b:decimal(10,2)`: commas inside parentheses stay.
+pub fn split_columns(s: &str) -> Vec<String> {
+    let (mut out, mut cur, mut depth) = (Vec::new(), String::new(), 0i32);
+    for c in s.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth <= 0 => {
+                out.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    out.push(cur);
+    out
+}
