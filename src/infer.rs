@@ -298,15 +298,7 @@ pub fn output_type(spec: &OutputSpec) -> arrow::datatypes::DataType {
     match spec {
         OutputSpec::SequenceOfMaps { .. } => DataType::Utf8,
         OutputSpec::Tensor(t) => {
-            let mut ty = match t.dtype {
-                ElemType::F32 => DataType::Float32,
-                ElemType::F64 => DataType::Float64,
-                ElemType::I64 => DataType::Int64,
-                ElemType::I32 => DataType::Int32,
-                ElemType::U8 => DataType::UInt8,
-                ElemType::Bool => DataType::Boolean,
-                ElemType::Str => DataType::Utf8,
-            };
+            let mut ty = t.dtype.arrow();
             for _ in 0..output_depth(t) {
                 ty = DataType::List(Arc::new(Field::new("item", ty, true)));
             }

@@ -177,8 +177,11 @@ fn cut_parameters(s: &str) -> Option<String> {
     let mut changed = false;
     while let Some(eq) = lower[i..].find('=').map(|e| e + i) {
         // The key: the word before `=`.
-        let start =
-            lower[..eq].rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')).map_or(0, |p| p + 1);
+        let start = lower[..eq]
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+            .map_or(0, |(p, c)| p + c.len_utf8());
         let key = &lower[start..eq];
         let value_end = s[eq + 1..]
             .find(|c: char| c.is_whitespace() || matches!(c, '&' | ';' | ',' | '"' | '\'' | '<' | ')'))
@@ -312,6 +315,9 @@ mod tests {
             "{s}"
         );
         assert_eq!(scrub("nothing to see here: 42"), "nothing to see here: 42");
+        // Text from data may hold any characters around `=`.
+        assert_eq!(scrub("value \"é=1\" ü=ü ésé=x"), "value \"é=1\" ü=ü ésé=x");
+        assert_eq!(scrub("é&sig=abc"), "é&sig=***");
         let long = format!("Server returned 403: {}", "x".repeat(10_000));
         assert!(summarize(&long).len() < SUMMARY_CHARS + 60);
     }

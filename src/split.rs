@@ -167,7 +167,12 @@ pub struct CsvCutter {
     last_end: u64,
     /// Set once every piece has been emitted.
     finished: bool,
+    /// Set when the header record is longer than [`MAX_HEADER_BYTES`]: no piece can be made.
+    pub header_too_long: bool,
 }
+
+/// The longest header a split CSV file may have (every piece carries a copy of it).
+pub const MAX_HEADER_BYTES: u64 = crate::settings::limits::DEFAULT_MAX_RECORD_BYTES;
 
 impl CsvCutter {
     /// `cuts` holds `n + 1` offsets for `n` pieces: `0`, the nominal starts of pieces 1..n, and
@@ -189,6 +194,7 @@ impl CsvCutter {
             rows: 0,
             last_end: 0,
             finished: cuts_len < 2,
+            header_too_long: false,
         }
     }
 
@@ -230,6 +236,12 @@ impl CsvCutter {
     /// pieces completed.
     pub fn feed(&mut self, chunk: &[u8]) -> Vec<CsvPiece> {
         let offset = self.resume_offset();
+        if self.header.is_none() && (self.buf.len() + chunk.len()) as u64 > MAX_HEADER_BYTES {
+            self.header_too_long = true;
+            self.finished = true;
+            self.buf.clear();
+            return Vec::new();
+        }
         self.buf.extend_from_slice(chunk);
         let mut found = std::mem::take(&mut self.found);
         self.scanner.feed(chunk, offset, &mut found);
@@ -361,6 +373,12 @@ impl CsvSplitter {
         loop {
             if let Some(p) = st.ready.remove(&k) {
                 return Ok(p);
+            }
+            if st.cutter.header_too_long {
+                return Err(format!(
+                    "the header record is longer than {}; a file with such a header cannot be split",
+                    crate::settings::format_byte_size(MAX_HEADER_BYTES)
+                ));
             }
             if k < st.cutter.next_piece() || st.cutter.is_finished() {
                 // Each piece is handed out once; a failed read hands out nothing.
@@ -752,6 +770,16 @@ mod tests {
                 "chunk {chunk}"
             );
         }
+    }
+
+    #[test]
+    fn a_header_too_long_to_copy_into_every_piece_stops_the_cutter() {
+        let mut c = CsvCutter::new(vec![0, 10, 20].into(), b',');
+        let chunk = vec![b'a'; 1 << 20];
+        for _ in 0..=(MAX_HEADER_BYTES >> 20) {
+            assert!(c.feed(&chunk).is_empty());
+        }
+        assert!(c.header_too_long && c.is_finished());
     }
 
     #[test]

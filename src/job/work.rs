@@ -142,14 +142,12 @@ fn decode_read(shared: &Shared, p: &mut Batch) {
             let item = p.items[i];
             let rows = &mut p.known_rows[i];
             // A decoder that panics on a hostile file fails that file, not the worker.
-            let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode_item(shared, item, b, rows)))
-                .unwrap_or_else(|panic| {
-                    Err(crate::preprocess::DecodeError(format!(
-                        "{}: the decoder crashed on this file ({}); it is likely damaged",
-                        shared.plan.label(item),
-                        panic_text(&panic)
-                    )))
-                });
+            let decoded = contained(|| decode_item(shared, item, b, rows)).unwrap_or_else(|(why, at)| {
+                Err(crate::preprocess::DecodeError(format!(
+                    "{}: the decoder crashed on this file ({why}, at {at}); it is likely damaged",
+                    shared.plan.label(item)
+                )))
+            });
             p.decode += t.elapsed().as_secs_f64();
             *st = match decoded {
                 Ok(d) => FileState::Decoded(d),
@@ -572,4 +570,40 @@ pub(super) fn crashed_result(shared: &Shared, id: usize, reason: &str) -> MbResu
         decode: 0.0,
         infer: 0.0,
     }
+}
+
+thread_local! {
+    /// Set while a decoder runs under [`contained`]: its panics are expected to be caught.
+    static CONTAINED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Where the last contained panic happened.
+    static PANIC_AT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Runs a decoder, turning a panic into `(message, location)`. The panic is not printed: the
+/// file's failure record says what happened (a library that panics on a damaged file is not a
+/// crash of the job). Installs the quiet hook on first use.
+pub(super) fn contained<T>(f: impl FnOnce() -> T) -> Result<T, (String, String)> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if CONTAINED.with(|c| c.get()) {
+                let at = info.location().map_or_else(String::new, |l| {
+                    // Paths under the cargo registry say little; keep the crate's own part.
+                    let file = l.file();
+                    let short =
+                        file.rfind("/src/").map_or(file, |i| &file[file[..i].rfind('/').map_or(0, |j| j + 1)..]);
+                    format!("{short}:{}", l.line())
+                });
+                tracing::debug!("contained panic at {at}");
+                PANIC_AT.with(|p| *p.borrow_mut() = at);
+            } else {
+                previous(info);
+            }
+        }));
+    });
+    CONTAINED.with(|c| c.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CONTAINED.with(|c| c.set(false));
+    result.map_err(|panic| (panic_text(&panic), PANIC_AT.with(|p| p.borrow().clone())))
 }

@@ -24,6 +24,20 @@ pub enum ElemType {
 }
 
 impl ElemType {
+    /// The Arrow type of one value.
+    pub fn arrow(self) -> arrow::datatypes::DataType {
+        use arrow::datatypes::DataType;
+        match self {
+            ElemType::F32 => DataType::Float32,
+            ElemType::F64 => DataType::Float64,
+            ElemType::I64 => DataType::Int64,
+            ElemType::I32 => DataType::Int32,
+            ElemType::U8 => DataType::UInt8,
+            ElemType::Bool => DataType::Boolean,
+            ElemType::Str => DataType::Utf8,
+        }
+    }
+
     pub fn from_ort(t: TensorElementType) -> Option<ElemType> {
         Some(match t {
             TensorElementType::Float32 => ElemType::F32,

@@ -80,6 +80,12 @@ impl Deployment {
     pub fn load(path: &Path) -> Result<Deployment, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        check_shape(&text).map_err(|hint| ConfigError::Invalid {
+            origin: path.display().to_string(),
+            setting: "(file)".into(),
+            value: String::new(),
+            hint,
+        })?;
         let doc: Value =
             serde_yaml_ng::from_str(&text).map_err(|source| ConfigError::Yaml { path: path.to_path_buf(), source })?;
         let origin = path.display().to_string();
@@ -232,6 +238,34 @@ fn read_extension(v: &Value, origin: &str, dep: &mut Deployment) -> Result<(), C
     Ok(())
 }
 
+/// A deployment file is a few lines; the YAML parser is slow (quadratic) on a file of deep flow
+/// nesting, so sizes and nesting are bounded before it runs.
+const MAX_FILE_BYTES: usize = 1 << 20;
+const MAX_NESTING: usize = 64;
+
+fn check_shape(text: &str) -> Result<(), String> {
+    if text.len() > MAX_FILE_BYTES {
+        return Err(format!("the file is {} bytes; a deployment file is at most {MAX_FILE_BYTES}", text.len()));
+    }
+    // Every bracket counts, quoted or not: a real deployment file nests a few levels, and a
+    // quote does not reliably start a string in YAML (`a'b` is a plain scalar).
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for c in text.bytes() {
+        match c {
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if deepest > MAX_NESTING {
+        return Err(format!("brackets nest {deepest} deep; a deployment file nests at most {MAX_NESTING} deep"));
+    }
+    Ok(())
+}
+
 /// An unknown key: the error suggests the nearest known one, or lists them all.
 fn unknown_key(origin: &str, setting: &str, key: &str, v: &Value, known: &[&str]) -> ConfigError {
     let hint = match nearest(key, known) {
@@ -325,6 +359,15 @@ mod tests {
         let d =
             load("settings:\n  environment_variables: {A: b}\n  default_compute: c\ncompute: azureml:cpu\n").unwrap();
         assert_eq!(d.ignored, ["compute", "settings.environment_variables", "settings.default_compute"]);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        for text in [format!("settings: {}", "[".repeat(100_000)), format!("settings: [a'b, {}", "[".repeat(100_000))] {
+            let e = load(&text).unwrap_err().to_string();
+            assert!(e.contains("nest") && e.contains("64"), "{e}");
+        }
+        assert!(load("settings: {retry_settings: {max_retries: 1}}\n").is_ok());
     }
 
     #[test]

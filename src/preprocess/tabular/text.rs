@@ -64,6 +64,14 @@ pub(super) fn read_csv(
     if bytes.is_empty() {
         return Err(DecodeError(format!("{name}: the file is empty; a CSV input needs a header row")));
     }
+    // The header is read whole: bound it first, without copying it.
+    let header_len = first_record_len(bytes, dialect.delimiter) as u64;
+    if header_len > dialect.max_record_bytes {
+        return Err(DecodeError(format!(
+            "{name}: the header record: {}",
+            too_long(header_len, dialect.max_record_bytes)
+        )));
+    }
     let mut rdr = csv::ReaderBuilder::new()
         .delimiter(dialect.delimiter)
         .flexible(true)
@@ -124,6 +132,23 @@ pub(super) fn read_csv(
     }
     let index_columns = columns.iter().filter(|c| is_pandas_index_name(c)).cloned().collect();
     Ok(Table { batches: text_batch(name, &selected, builders)?, columns, failed_rows, row_numbers, index_columns })
+}
+
+/// The length of the first record (the header), found without copying it.
+fn first_record_len(bytes: &[u8], delimiter: u8) -> usize {
+    let mut scanner = crate::split::RecordScanner::with_delimiter(delimiter);
+    let mut found = Vec::new();
+    for (k, chunk) in bytes.chunks(64 * 1024).enumerate() {
+        scanner.feed(chunk, (k * 64 * 1024) as u64, &mut found);
+        if let Some(end) = found.iter().find_map(|b| match b {
+            crate::split::Boundary::End(e) => Some(*e as usize),
+            _ => None,
+        }) {
+            return end;
+        }
+        found.clear();
+    }
+    bytes.len()
 }
 
 /// The names pandas gives the columns it writes for a DataFrame's index.
@@ -303,6 +328,23 @@ mod tests {
             "{:?}",
             t.failed_rows
         );
+    }
+
+    #[test]
+    fn a_header_longer_than_a_record_may_be_fails_the_file_without_being_read() {
+        let text = format!("{}\n1\n", "a".repeat(5000));
+        let e = read_csv(
+            "t.csv",
+            &Bytes::from(text),
+            Wanted::All,
+            0,
+            0,
+            &CsvDialect { delimiter: b',', max_record_bytes: 1024 },
+        )
+        .err()
+        .unwrap()
+        .0;
+        assert!(e.contains("header") && e.contains("max_record_size"), "{e}");
     }
 
     #[test]

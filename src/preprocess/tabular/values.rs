@@ -238,7 +238,7 @@ fn from_typed(
     dtype: ElemType,
     opts: &TabularOptions,
 ) -> Result<(ArrayRef, BadRows), String> {
-    let target = arrow_type(dtype);
+    let target = dtype.arrow();
     let casted = cast_with_options(src, &target, &CastOptions::default()).map_err(|e| {
         format!("column {:?} of type {} cannot feed a {dtype:?} input: {e}", excerpt(col), src.data_type())
     })?;
@@ -294,18 +294,6 @@ fn with_nans(a: &ArrayRef, rows: &[usize]) -> ArrayRef {
     match a.data_type() {
         DataType::Float32 => fill::<Float32Type>(a, rows, f32::NAN),
         _ => fill::<Float64Type>(a, rows, f64::NAN),
-    }
-}
-
-pub(super) fn arrow_type(t: ElemType) -> DataType {
-    match t {
-        ElemType::F32 => DataType::Float32,
-        ElemType::F64 => DataType::Float64,
-        ElemType::I64 => DataType::Int64,
-        ElemType::I32 => DataType::Int32,
-        ElemType::U8 => DataType::UInt8,
-        ElemType::Bool => DataType::Boolean,
-        ElemType::Str => DataType::Utf8,
     }
 }
 
