@@ -10,9 +10,11 @@ use super::DecodeError;
 use crate::plan::Compression;
 use crate::settings::format_byte_size;
 
-/// The most a compressed file may decompress to: 4 GiB, or more when records may be longer.
-pub fn max_decompressed(max_record_bytes: u64) -> u64 {
-    (4u64 << 30).max(max_record_bytes.saturating_mul(4))
+/// The most a compressed file of `compressed` bytes may decompress to: 100 times its size (text
+/// compresses 5-50 times; a bomb, thousands), at least 256 MiB, at most 4 GiB (or four records
+/// of `max_record_bytes`, if more).
+pub fn max_decompressed(max_record_bytes: u64, compressed: u64) -> u64 {
+    compressed.saturating_mul(100).clamp(256 << 20, 4 << 30).max(max_record_bytes.saturating_mul(4))
 }
 
 /// Decompresses a whole file, failing if it holds more than `limit` bytes.
@@ -37,7 +39,8 @@ pub fn decompress(c: Compression, name: &str, bytes: &[u8], limit: u64) -> Resul
     let read = reader.take(limit + 1).read_to_end(&mut out);
     match read {
         Ok(_) if out.len() as u64 > limit => Err(DecodeError(format!(
-            "{name}: decompresses to more than {}; decompress it and split it into smaller files",
+            "{name}: decompresses to more than {}, more than a compressed file of its size should (a \
+             decompression bomb?); decompress it and split it into smaller files",
             format_byte_size(limit)
         ))),
         Ok(_) => Ok(Bytes::from(out)),
@@ -49,6 +52,13 @@ pub fn decompress(c: Compression, name: &str, bytes: &[u8], limit: u64) -> Resul
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn the_bound_follows_the_compressed_size() {
+        assert_eq!(max_decompressed(32 << 20, 16 << 10), 256 << 20);
+        assert_eq!(max_decompressed(32 << 20, 10 << 20), 1000 << 20);
+        assert_eq!(max_decompressed(32 << 20, 1 << 30), 4 << 30);
+    }
 
     #[test]
     fn every_format_round_trips_and_bombs_are_refused() {

@@ -181,7 +181,7 @@ impl Feeder {
                         c,
                         name,
                         &bytes,
-                        compress::max_decompressed(table.options.max_record_bytes),
+                        compress::max_decompressed(table.options.max_record_bytes, bytes.len() as u64),
                     )?,
                 };
                 tabular::decode(self, kind, name, bytes)
