@@ -559,3 +559,33 @@ impl Watchdog {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::TensorSpec;
+    use arrow::array::AsArray;
+
+    fn spec(shape: Vec<i64>) -> TensorSpec {
+        TensorSpec { name: "y".into(), dtype: ElemType::F32, shape }
+    }
+
+    #[test]
+    fn outputs_are_checked_against_their_declaration() {
+        let s = |d: &[i64]| ort::value::Shape::new(d.iter().copied());
+        // Dynamic dimensions take this call's values; fixed ones must match.
+        assert_eq!(row_dims(&spec(vec![-1, -1, 6]), &s(&[2, 5, 6]), 60, 2).unwrap(), [5, 6]);
+        let e = row_dims(&spec(vec![-1, 3]), &s(&[2, 4]), 8, 2).unwrap_err();
+        assert!(e.contains("[2, 4]") && e.contains("declared shape [-1, 3]"), "{e}");
+        let e = row_dims(&spec(vec![-1, 3]), &s(&[2, 3, 1]), 6, 2).unwrap_err();
+        assert!(e.contains("disagrees"), "{e}");
+        assert!(row_dims(&spec(vec![-1, 3]), &s(&[3, 3]), 9, 2).unwrap_err().contains("batch of 2"));
+        // Not declared: each row one flat list; [N, 1]: one value per row.
+        assert_eq!(row_dims(&spec(vec![]), &s(&[2, 2, 2]), 8, 2).unwrap(), [4]);
+        assert!(row_dims(&spec(vec![-1, 1]), &s(&[2, 1]), 2, 2).unwrap().is_empty());
+        // Zero-sized dimensions (no detections) nest without dividing by zero.
+        let a = nest(Arc::new(arrow::array::Float32Array::from(Vec::<f32>::new())), &[0, 6], 2);
+        assert_eq!(a.len(), 2);
+        assert_eq!(a.as_list::<i32>().value(0).len(), 0);
+    }
+}
