@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::StartError;
-use super::prepare::Prepared;
+use super::prepare::{Prepared, Threads};
 use super::work::{Batch, MbResult, Shared, crashed_result, panic_text, prepare, score_group};
 use crate::infer::{ModelRunner, Watchdog, build_session_on};
 use crate::read::{Fetched, ItemReader, run_reader};
@@ -90,93 +90,41 @@ pub(super) fn start(
     settings: &Settings,
     job: &mut Prepared,
 ) -> Result<Running, StartError> {
-    let plan = job.plan.clone();
     let t = job.threads;
-    let cancel = Arc::new(AtomicBool::new(false));
     let watchdog = Watchdog::start();
-    let tabular = settings.tabular.clone();
-    let delimiter = move |name: &str| tabular.delimiter_for(name);
-    let item_reader =
-        Arc::new(ItemReader::new(job.input.store.clone(), plan.clone(), job.feeder.columns(), &delimiter));
-    let shared = Arc::new(Shared {
-        plan: plan.clone(),
-        reader: item_reader.clone(),
-        feeder: job.feeder.clone(),
-        layout: job.layout.clone(),
-        settings: settings.clone(),
-        watchdog: watchdog.clone(),
-        cancel: cancel.clone(),
-        io: io.handle().clone(),
-    });
-    // Memory holds the mini-batches being read (`ahead`), one waiting for a worker, one being
-    // decoded per worker, decoded ones waiting for a session (`waiting`), those being scored,
-    // and up to one scored per session waiting for the writer. Read-ahead is sized in bytes:
-    // about PREFETCH_BYTES of input, at least one mini-batch and at most four.
-    let mean_bytes = plan.total_bytes / (plan.mini_batches.len() as u64).max(1);
-    let ahead = (PREFETCH_BYTES / mean_bytes.max(1)).clamp(1, 4) as usize;
+    let shared = shared_state(io, settings, job, watchdog.clone());
+    let cancel = shared.cancel.clone();
+    let q = Queues::for_job(&job.plan, &job.feeder, settings, t);
     let staged = t.sessions < t.workers;
-    // A session takes small mini-batches together until they fill a model call; on a GPU, until
-    // the calls come out full (a short call costs a GPU nearly a full one's time), up to
-    // GPU_GROUP_CALLS calls' worth. On the CPU a short call costs in proportion, and holding
-    // more decoded images would only add memory.
-    let group_calls = match settings.device {
-        Device::Cpu => 1,
-        Device::Cuda(_) => GPU_GROUP_CALLS,
-    };
-    // Decoded mini-batches wait for a session: enough of them for its next model calls.
-    let fill = match shared.feeder {
-        crate::preprocess::Feeder::Image { .. } => {
-            (group_calls * t.batch_size).div_ceil((plan.items.len() / plan.mini_batches.len().max(1)).max(1))
-        }
-        _ => 1,
-    };
-    let waiting = (t.sessions * fill).clamp(t.sessions, MAX_DECODED_WAITING.max(t.sessions));
     let (work_tx, work_rx) = flume::bounded::<Fetched>(1);
-    let (decoded_tx, decoded_rx) = flume::bounded::<Batch>(if staged { waiting } else { 0 });
+    let (decoded_tx, decoded_rx) = flume::bounded::<Batch>(if staged { q.waiting } else { 0 });
     // Bounded too: when writing the output is the slow stage, sessions wait instead of piling
     // scored mini-batches up in memory.
     let (result_tx, result_rx) = flume::bounded::<MbResult>(t.sessions);
     let (ready_tx, ready_rx) = flume::unbounded::<Result<(), String>>();
     // Reading starts now, while the sessions open.
-    let reader = io.spawn(run_reader(item_reader, work_tx, cancel.clone(), ahead, 16));
+    let reader = io.spawn(run_reader(shared.reader.clone(), work_tx, cancel.clone(), q.ahead, 16));
     let env = crate::runtime::environment().map_err(|e| StartError(e.to_string()))?;
     let mut first_session = job.first_session.take();
-    let model = job.model.clone();
     let mut session_handles = Vec::new();
     for n in 0..t.sessions {
-        let session = first_session.take();
-        let shared = shared.clone();
         let feed = if staged { Feed::Decoded(decoded_rx.clone()) } else { Feed::Read(work_rx.clone()) };
-        let tx = result_tx.clone();
-        let ready = ready_tx.clone();
-        let (model, info, device) = (model.clone(), job.info.clone(), settings.device);
-        let handle = std::thread::Builder::new()
-            .name(format!("batchscore-{}-{n}", if staged { "session" } else { "worker" }))
-            .spawn(move || {
-                let session = match session {
-                    Some(s) => Ok(s),
-                    None => build_session_on(env, model.source(), t.intra_threads, device),
-                };
-                let mut runner = match session {
-                    Ok(s) => {
-                        let _ = ready.send(Ok(()));
-                        ModelRunner::new(s, info, t.batch_size)
-                    }
-                    Err(e) => {
-                        let _ = ready.send(Err(e));
-                        return (ThreadTimes::default(), 0);
-                    }
-                };
-                drop(model);
-                let times = run_session(&shared, &mut runner, &feed, &tx, t.batch_size, group_calls);
-                (times, runner.calls())
-            })
-            .map_err(|e| StartError(format!("cannot start a session thread: {e}")))?;
-        session_handles.push(handle);
+        let session = SessionThread {
+            shared: shared.clone(),
+            session: first_session.take(),
+            model: job.model.clone(),
+            info: job.info.clone(),
+            env,
+            feed,
+            results: result_tx.clone(),
+            ready: ready_tx.clone(),
+            group_calls: q.group_calls,
+        };
+        let name = format!("batchscore-{}-{n}", if staged { "session" } else { "worker" });
+        let handle = session.spawn(name, settings.device, t);
+        session_handles.push(handle.map_err(|e| StartError(format!("cannot start a session thread: {e}")))?);
     }
-    drop(result_tx);
-    drop(ready_tx);
-    drop(decoded_rx);
+    drop((result_tx, ready_tx, decoded_rx));
     let stop = |handles: Vec<std::thread::JoinHandle<(ThreadTimes, u64)>>| {
         cancel.store(true, Ordering::Relaxed);
         for h in handles {
@@ -195,23 +143,7 @@ pub(super) fn start(
     }
     let mut worker_handles = Vec::new();
     for w in 0..if staged { t.workers } else { 0 } {
-        let shared = shared.clone();
-        let feed = Feed::Read(work_rx.clone());
-        let tx = decoded_tx.clone();
-        let handle = std::thread::Builder::new().name(format!("batchscore-worker-{w}")).spawn(move || {
-            let mut times = ThreadTimes { threads: 1, ..Default::default() };
-            let alive = Instant::now();
-            while let Some(batch) = feed.next(&shared, &mut times) {
-                let t = Instant::now();
-                if tx.send(batch).is_err() {
-                    break;
-                }
-                times.waiting_for_output += t.elapsed().as_secs_f64();
-            }
-            times.alive = alive.elapsed().as_secs_f64();
-            times
-        });
-        match handle {
+        match spawn_worker(w, shared.clone(), Feed::Read(work_rx.clone()), decoded_tx.clone()) {
             Ok(h) => worker_handles.push(h),
             Err(e) => {
                 drop((decoded_tx, work_rx));
@@ -223,10 +155,9 @@ pub(super) fn start(
             }
         }
     }
-    drop(decoded_tx);
-    drop(work_rx);
+    drop((decoded_tx, work_rx));
     let interrupted = Arc::new(Mutex::new(None));
-    io.spawn(watch_signals(cancel.clone(), watchdog.clone(), interrupted.clone()));
+    io.spawn(watch_signals(cancel, watchdog, interrupted.clone()));
     let gpu = match settings.device {
         Device::Cuda(n) => Some(crate::gpu::GpuSampler::start("nvidia-smi", n)),
         Device::Cpu => None,
@@ -239,6 +170,137 @@ pub(super) fn start(
         sessions: session_handles,
         interrupted,
         gpu,
+    })
+}
+
+/// What every worker and session shares.
+fn shared_state(
+    io: &tokio::runtime::Runtime,
+    settings: &Settings,
+    job: &Prepared,
+    watchdog: Arc<Watchdog>,
+) -> Arc<Shared> {
+    let tabular = settings.tabular.clone();
+    let delimiter = move |name: &str| tabular.delimiter_for(name);
+    let reader = ItemReader::new(job.input.store.clone(), job.plan.clone(), job.feeder.columns(), &delimiter);
+    Arc::new(Shared {
+        plan: job.plan.clone(),
+        reader: Arc::new(reader),
+        feeder: job.feeder.clone(),
+        layout: job.layout.clone(),
+        settings: settings.clone(),
+        watchdog,
+        cancel: Arc::new(AtomicBool::new(false)),
+        io: io.handle().clone(),
+    })
+}
+
+/// How much waits between the stages.
+///
+/// Memory holds the mini-batches being read (`ahead`), one waiting for a worker, one being
+/// decoded per worker, decoded ones waiting for a session (`waiting`), those being scored, and
+/// up to one scored per session waiting for the writer.
+struct Queues {
+    /// Mini-batches read ahead: about PREFETCH_BYTES of input, at least one and at most four.
+    ahead: usize,
+    /// Model calls' worth of mini-batches a session takes together.
+    group_calls: usize,
+    /// Decoded mini-batches waiting for the sessions (when workers decode for them).
+    waiting: usize,
+}
+
+impl Queues {
+    fn for_job(
+        plan: &crate::plan::Plan,
+        feeder: &crate::preprocess::Feeder,
+        settings: &Settings,
+        t: Threads,
+    ) -> Queues {
+        let mean_bytes = plan.total_bytes / (plan.mini_batches.len() as u64).max(1);
+        let ahead = (PREFETCH_BYTES / mean_bytes.max(1)).clamp(1, 4) as usize;
+        // A session takes small mini-batches together until they fill a model call; on a GPU,
+        // until the calls come out full (a short call costs a GPU nearly a full one's time), up
+        // to GPU_GROUP_CALLS calls' worth. On the CPU a short call costs in proportion, and
+        // holding more decoded images would only add memory.
+        let group_calls = match settings.device {
+            Device::Cpu => 1,
+            Device::Cuda(_) => GPU_GROUP_CALLS,
+        };
+        // Decoded mini-batches wait for a session: enough of them for its next model calls.
+        let fill = match feeder {
+            crate::preprocess::Feeder::Image { .. } => {
+                (group_calls * t.batch_size).div_ceil((plan.items.len() / plan.mini_batches.len().max(1)).max(1))
+            }
+            _ => 1,
+        };
+        let waiting = (t.sessions * fill).clamp(t.sessions, MAX_DECODED_WAITING.max(t.sessions));
+        Queues { ahead, group_calls, waiting }
+    }
+}
+
+/// One session's thread: opens its session (the first one reuses the session opened to read
+/// the model), says it is ready, then scores what its feed gives.
+struct SessionThread {
+    shared: Arc<Shared>,
+    session: Option<ort::session::Session>,
+    model: Arc<super::prepare::LoadedModel>,
+    info: Arc<crate::model::ModelInfo>,
+    env: &'static ort::environment::Environment,
+    feed: Feed,
+    results: flume::Sender<MbResult>,
+    ready: flume::Sender<Result<(), String>>,
+    group_calls: usize,
+}
+
+impl SessionThread {
+    fn spawn(
+        self,
+        name: String,
+        device: Device,
+        t: Threads,
+    ) -> std::io::Result<std::thread::JoinHandle<(ThreadTimes, u64)>> {
+        std::thread::Builder::new().name(name).spawn(move || {
+            let session = match self.session {
+                Some(s) => Ok(s),
+                None => build_session_on(self.env, self.model.source(), t.intra_threads, device),
+            };
+            let mut runner = match session {
+                Ok(s) => {
+                    let _ = self.ready.send(Ok(()));
+                    ModelRunner::new(s, self.info, t.batch_size)
+                }
+                Err(e) => {
+                    let _ = self.ready.send(Err(e));
+                    return (ThreadTimes::default(), 0);
+                }
+            };
+            drop(self.model);
+            let times =
+                run_session(&self.shared, &mut runner, &self.feed, &self.results, t.batch_size, self.group_calls);
+            (times, runner.calls())
+        })
+    }
+}
+
+/// A worker that decodes mini-batches for the sessions.
+fn spawn_worker(
+    w: usize,
+    shared: Arc<Shared>,
+    feed: Feed,
+    tx: flume::Sender<Batch>,
+) -> std::io::Result<std::thread::JoinHandle<ThreadTimes>> {
+    std::thread::Builder::new().name(format!("batchscore-worker-{w}")).spawn(move || {
+        let mut times = ThreadTimes { threads: 1, ..Default::default() };
+        let alive = Instant::now();
+        while let Some(batch) = feed.next(&shared, &mut times) {
+            let t = Instant::now();
+            if tx.send(batch).is_err() {
+                break;
+            }
+            times.waiting_for_output += t.elapsed().as_secs_f64();
+        }
+        times.alive = alive.elapsed().as_secs_f64();
+        times
     })
 }
 

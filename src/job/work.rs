@@ -364,142 +364,26 @@ fn narrow(
 /// `started`: when the session took it up.
 fn finish_result(shared: &Shared, p: Batch, attempts: u32, started: Instant) -> MbResult {
     let Batch { id, items, known_rows, states, read, decode, infer, busy } = p;
-    let plan = &shared.plan;
-    let tabular = shared.feeder.has_row_numbers();
-    let mut failures = Vec::new();
-    // (index into `items`, decoded rows, model outputs)
-    let mut done: Vec<(usize, DecodedFile, Vec<ArrayRef>)> = Vec::new();
-    let mut outcomes: Vec<(usize, ItemOutcome)> = Vec::with_capacity(items.len());
-    let mut rows_failed = 0u64;
-    let mut items_failed = 0u64;
-    let mut stopped = false;
-    let mut first_error = String::new();
-    let mut notes = Vec::new();
-    let mut record_failure = |mut f: FailureRecord, failures: &mut Vec<FailureRecord>| {
-        if let std::borrow::Cow::Owned(s) = crate::secrets::scrub(&f.error) {
-            f.error = s;
-        }
-        if first_error.is_empty() {
-            first_error = format!("{}: {}", f.file, f.error);
-        }
-        failures.push(f);
-    };
-    // A failure of a whole item: the file, and for a piece which one and its rows when known.
-    let item_failure = |k: usize, items_count: u64, error: String| {
-        let part = &plan.items[items[k]].part;
-        FailureRecord {
-            file: plan.file_of(items[k]).rel.clone(),
-            row: None,
-            piece: part.describe(),
-            rows: known_rows[k]
-                .as_ref()
-                .filter(|r| !r.is_empty() && !matches!(part, Part::Whole))
-                .map(|r| [r.start, r.end - 1]),
-            items: items_count,
-            mini_batch: id,
-            attempts,
-            error,
-        }
-    };
-    for (k, st) in states.into_iter().enumerate() {
-        let file = plan.file_of(items[k]);
-        let row_failures = |d: &DecodedFile| {
-            d.failed_rows
-                .iter()
-                .map(|(row, why)| FailureRecord {
-                    file: file.rel.clone(),
-                    row: Some(*row),
-                    piece: None,
-                    rows: None,
-                    items: 1,
-                    mini_batch: id,
-                    attempts,
-                    error: why.clone(),
-                })
-                .collect::<Vec<_>>()
-        };
-        match st {
-            FileState::Done(d, cols) => {
-                let held = (d.rows + d.failed_rows.len()) as u64;
-                outcomes.push((plan.items[items[k]].file, ItemOutcome::Scored(held)));
-                notes.extend(d.notes.iter().map(|n| (n.clone(), file.rel.clone())));
-                for f in row_failures(&d) {
-                    rows_failed += 1;
-                    items_failed += 1;
-                    record_failure(f, &mut failures);
-                }
-                done.push((k, d, cols));
-            }
-            FileState::Failed(error, _) if error == STOPPED => {
-                stopped = true;
-                outcomes.push((plan.items[items[k]].file, ItemOutcome::Stopped));
-                failures.push(item_failure(k, 0, error));
-            }
-            FileState::Failed(error, decoded) => {
-                outcomes.push((plan.items[items[k]].file, ItemOutcome::Failed));
-                // A tabular item that failed after decoding fails all its rows; one that could
-                // not be read or decoded counts as one item (its rows are not all known).
-                let count = match (&decoded, tabular) {
-                    (Some(d), true) => (d.rows as u64).max(1),
-                    _ => 1,
-                };
-                if tabular && let Some(d) = &decoded {
-                    rows_failed += d.rows as u64;
-                }
-                items_failed += count;
-                record_failure(item_failure(k, count, error), &mut failures);
-                if let Some(d) = &decoded {
-                    for f in row_failures(d) {
-                        rows_failed += 1;
-                        items_failed += 1;
-                        record_failure(f, &mut failures);
-                    }
-                }
-            }
-            _ => unreachable!("every item is done or failed by now"),
-        }
-    }
+    let mut tally = Tally::new(shared, id, &items, &known_rows, attempts);
+    let done: Vec<Scored> = states.into_iter().enumerate().filter_map(|(k, st)| tally.take(k, st)).collect();
     let rows_scored: u64 = done.iter().map(|(_, d, _)| d.rows as u64).sum();
-    let rows = if done.is_empty() {
-        None
-    } else {
-        let parts: Vec<(&str, &DecodedFile)> =
-            done.iter().map(|(k, d, _)| (plan.file_of(items[*k]).rel.as_str(), d)).collect();
-        let n_out = shared.layout.outputs.len();
-        let cols: Result<Vec<ArrayRef>, crate::collect::CollectError> = (0..n_out)
-            .map(|o| {
-                let pieces: Vec<&dyn arrow::array::Array> = done.iter().map(|(_, _, c)| c[o].as_ref()).collect();
-                arrow::compute::concat(&pieces).map_err(|e| crate::collect::CollectError::Shape(e.to_string()))
-            })
-            .collect();
-        match cols.and_then(|cols| shared.layout.rows(&parts, &cols)) {
-            Ok(b) => Some(b),
-            Err(e) => {
-                // Cannot happen for consistent model outputs; fail the items rather than panic.
-                for (k, d, _) in &done {
-                    items_failed += if tabular { d.rows as u64 } else { 1 };
-                    outcomes[*k].1 = ItemOutcome::Failed;
-                    record_failure(item_failure(*k, d.rows as u64, e.to_string()), &mut failures);
-                }
-                None
-            }
-        }
-    };
+    let rows = tally.output_rows(&done);
     let rows_scored = if rows.is_some() { rows_scored } else { 0 };
-    let status = if stopped {
+    let status = if tally.stopped {
         "stopped"
-    } else if items_failed == 0 {
+    } else if tally.items_failed == 0 {
         "completed"
     } else if rows_scored > 0 {
         "partial"
     } else {
         "failed"
     };
+    let Tally { failures, outcomes, rows_failed, items_failed, first_error, notes, .. } = tally;
     MbResult {
         id,
         record: MiniBatchRecord {
             id,
-            files: plan.mini_batch_label(id),
+            files: shared.plan.mini_batch_label(id),
             attempts,
             status,
             seconds: busy + started.elapsed().as_secs_f64(),
@@ -516,6 +400,174 @@ fn finish_result(shared: &Shared, p: Batch, attempts: u32, started: Instant) -> 
         read,
         decode,
         infer,
+    }
+}
+
+/// A scored item: its index in the mini-batch, its decoded rows, the model's outputs for them.
+type Scored = (usize, DecodedFile, Vec<ArrayRef>);
+
+/// What a mini-batch's items came to, taken in item by item.
+struct Tally<'a> {
+    shared: &'a Shared,
+    id: usize,
+    items: &'a [usize],
+    known_rows: &'a [Option<std::ops::Range<u64>>],
+    attempts: u32,
+    failures: Vec<FailureRecord>,
+    outcomes: Vec<(usize, ItemOutcome)>,
+    rows_failed: u64,
+    items_failed: u64,
+    stopped: bool,
+    first_error: String,
+    notes: Vec<(String, String)>,
+}
+
+impl<'a> Tally<'a> {
+    fn new(
+        shared: &'a Shared,
+        id: usize,
+        items: &'a [usize],
+        known_rows: &'a [Option<std::ops::Range<u64>>],
+        attempts: u32,
+    ) -> Tally<'a> {
+        Tally {
+            shared,
+            id,
+            items,
+            known_rows,
+            attempts,
+            failures: Vec::new(),
+            outcomes: Vec::with_capacity(items.len()),
+            rows_failed: 0,
+            items_failed: 0,
+            stopped: false,
+            first_error: String::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// Records a failure, scrubbed of secrets; the first names the mini-batch's error.
+    fn record(&mut self, mut f: FailureRecord) {
+        if let std::borrow::Cow::Owned(s) = crate::secrets::scrub(&f.error) {
+            f.error = s;
+        }
+        if self.first_error.is_empty() {
+            self.first_error = format!("{}: {}", f.file, f.error);
+        }
+        self.failures.push(f);
+    }
+
+    /// A failure of item `k` as a whole: the file, and for a piece which one and its rows when
+    /// known.
+    fn item_failure(&self, k: usize, items: u64, error: String) -> FailureRecord {
+        let plan = &self.shared.plan;
+        let part = &plan.items[self.items[k]].part;
+        FailureRecord {
+            file: plan.file_of(self.items[k]).rel.clone(),
+            row: None,
+            piece: part.describe(),
+            rows: self.known_rows[k]
+                .as_ref()
+                .filter(|r| !r.is_empty() && !matches!(part, Part::Whole))
+                .map(|r| [r.start, r.end - 1]),
+            items,
+            mini_batch: self.id,
+            attempts: self.attempts,
+            error,
+        }
+    }
+
+    /// Records the rows of item `k` that failed alone.
+    fn row_failures(&mut self, k: usize, d: &DecodedFile) {
+        let file = self.shared.plan.file_of(self.items[k]).rel.clone();
+        for (row, why) in &d.failed_rows {
+            self.rows_failed += 1;
+            self.items_failed += 1;
+            self.record(FailureRecord {
+                file: file.clone(),
+                row: Some(*row),
+                piece: None,
+                rows: None,
+                items: 1,
+                mini_batch: self.id,
+                attempts: self.attempts,
+                error: why.clone(),
+            });
+        }
+    }
+
+    /// Takes in item `k`'s final state; returns it when it was scored.
+    fn take(&mut self, k: usize, st: FileState) -> Option<Scored> {
+        let plan = &self.shared.plan;
+        let file = plan.items[self.items[k]].file;
+        let tabular = self.shared.feeder.has_row_numbers();
+        match st {
+            FileState::Done(d, cols) => {
+                let held = (d.rows + d.failed_rows.len()) as u64;
+                self.outcomes.push((file, ItemOutcome::Scored(held)));
+                let rel = &plan.files[file].rel;
+                self.notes.extend(d.notes.iter().map(|n| (n.clone(), rel.clone())));
+                self.row_failures(k, &d);
+                Some((k, d, cols))
+            }
+            FileState::Failed(error, _) if error == STOPPED => {
+                self.stopped = true;
+                self.outcomes.push((file, ItemOutcome::Stopped));
+                let f = self.item_failure(k, 0, error);
+                self.failures.push(f);
+                None
+            }
+            FileState::Failed(error, decoded) => {
+                self.outcomes.push((file, ItemOutcome::Failed));
+                // A tabular item that failed after decoding fails all its rows; one that could
+                // not be read or decoded counts as one item (its rows are not all known).
+                let count = match (&decoded, tabular) {
+                    (Some(d), true) => (d.rows as u64).max(1),
+                    _ => 1,
+                };
+                if tabular && let Some(d) = &decoded {
+                    self.rows_failed += d.rows as u64;
+                }
+                self.items_failed += count;
+                let f = self.item_failure(k, count, error);
+                self.record(f);
+                if let Some(d) = &decoded {
+                    self.row_failures(k, d);
+                }
+                None
+            }
+            _ => unreachable!("every item is done or failed by now"),
+        }
+    }
+
+    /// The output rows of the scored items; if they cannot be put together (inconsistent model
+    /// outputs), the items fail rather than the worker.
+    fn output_rows(&mut self, done: &[Scored]) -> Option<arrow::array::RecordBatch> {
+        if done.is_empty() {
+            return None;
+        }
+        let (plan, layout) = (&self.shared.plan, &self.shared.layout);
+        let parts: Vec<(&str, &DecodedFile)> =
+            done.iter().map(|(k, d, _)| (plan.file_of(self.items[*k]).rel.as_str(), d)).collect();
+        let cols: Result<Vec<ArrayRef>, crate::collect::CollectError> = (0..layout.outputs.len())
+            .map(|o| {
+                let pieces: Vec<&dyn arrow::array::Array> = done.iter().map(|(_, _, c)| c[o].as_ref()).collect();
+                arrow::compute::concat(&pieces).map_err(|e| crate::collect::CollectError::Shape(e.to_string()))
+            })
+            .collect();
+        match cols.and_then(|cols| layout.rows(&parts, &cols)) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                let tabular = self.shared.feeder.has_row_numbers();
+                for (k, d, _) in done {
+                    self.items_failed += if tabular { d.rows as u64 } else { 1 };
+                    self.outcomes[*k].1 = ItemOutcome::Failed;
+                    let f = self.item_failure(*k, d.rows as u64, e.to_string());
+                    self.record(f);
+                }
+                None
+            }
+        }
     }
 }
 

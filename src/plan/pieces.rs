@@ -50,118 +50,143 @@ pub async fn make_split_plan(
         let setting = format!("--{}", target.describe().replace('_', "-"));
         return Err(PlanError::SplitImages { setting, input: input.display.clone() });
     }
-    let store = input.store.clone();
-    let probe = |i: usize| {
-        let f = &files[i];
-        let (store, path, size, kind) = (store.clone(), f.path.clone(), f.size, f.kind);
-        let delimiter = delimiter(&f.rel);
-        async move {
-            let got = match kind {
-                FileKind::Parquet => read_footer(&store, &path, size).await.map(Probe::Footer),
-                _ => sample_csv(&store, &path, size, CSV_SAMPLE_BYTES, delimiter).await.map(Probe::Sample),
-            };
-            (i, got)
-        }
-    };
-    let run_probes = |wanted: Vec<usize>| {
-        futures::stream::iter(wanted.into_iter().map(probe)).buffered(PROBE_CONCURRENCY).collect::<Vec<_>>()
-    };
-    let keep = |results: Vec<(usize, Result<Probe, String>)>, probes: &mut Vec<Probe>| {
-        for (i, got) in results {
-            match got {
-                Ok(p) => probes[i] = p,
-                Err(e) => tracing::warn!("{}: {e}; it is planned whole, not split", files[i].rel),
-            }
-        }
-    };
-    let mut probes: Vec<Probe> = (0..files.len()).map(|_| Probe::None).collect();
-
-    // Bytes per row of each format, from its first (non-empty) file (row targets).
-    let slot = |k: FileKind| usize::from(k == FileKind::Parquet);
-    let mut width = [None::<f64>, None::<f64>];
-    // ... and the bytes before the first row (a CSV header), taken to be alike in every file.
-    let mut head = [0u64, 0u64];
+    let mut prober = Prober { input, files: &files, delimiter, probes: files.iter().map(|_| Probe::None).collect() };
+    // Row targets: each format's bytes per row, from its first (non-empty) file.
+    let mut widths = Widths::default();
     if rows_mode {
         let firsts: Vec<usize> = [FileKind::Csv, FileKind::Parquet]
             .iter()
             .filter_map(|k| files.iter().position(|f| f.kind == *k && f.size > 0 && f.splittable()))
             .collect();
-        keep(run_probes(firsts.clone()).await, &mut probes);
+        prober.run(firsts.clone()).await;
         for i in firsts {
-            width[slot(files[i].kind)] = match &probes[i] {
-                Probe::Sample(s) => {
-                    head[slot(files[i].kind)] = s.header_end;
-                    s.bytes_per_row()
-                }
-                Probe::Footer(m) => {
-                    let rows = m.metadata().file_metadata().num_rows();
-                    (rows > 0).then(|| files[i].size as f64 / rows as f64)
-                }
-                Probe::None => None,
-            };
+            widths.learn(&files[i], &prober.probes[i]);
         }
     }
-    // The rows of a file not probed, estimated; a row takes at least one byte.
-    let estimate = |f: &InputFile| -> u64 {
-        let body = f.size.saturating_sub(head[slot(f.kind)]);
-        match width[slot(f.kind)] {
+    let wanted: Vec<usize> = (0..files.len())
+        .filter(|i| matches!(prober.probes[*i], Probe::None) && files[*i].splittable())
+        .filter(|i| {
+            let f = &files[*i];
+            if rows_mode {
+                f.size > goal && widths.estimate(f) > goal
+            } else {
+                f.kind == FileKind::Parquet && f.size > goal
+            }
+        })
+        .collect();
+    prober.run(wanted).await;
+
+    // Cut each file into weighted items: a weight is rows (row target) or bytes (size target).
+    let cutter = Cutter { rows_mode, goal, widths };
+    let mut weighted: Vec<(Item, u64)> = Vec::new();
+    for (i, (f, probe)) in files.iter().zip(&prober.probes).enumerate() {
+        let before = weighted.len();
+        cutter.cut(i, f, probe, &mut weighted);
+        if weighted.len() - before > 1 {
+            tracing::debug!("{}: cut into {} pieces", f.rel, weighted.len() - before);
+        }
+    }
+    let weights: Vec<u64> = weighted.iter().map(|(_, w)| *w).collect();
+    let mini_batches = group_runs(&weights, goal);
+    let items = weighted.into_iter().map(|(it, _)| it).collect();
+    let total_bytes = files.iter().map(|f| f.size).sum();
+    Ok(Plan { files, items, mini_batches, kind, total_bytes, skipped })
+}
+
+/// Reads footers and CSV heads at plan time, a few at once.
+struct Prober<'a> {
+    input: &'a Location,
+    files: &'a [InputFile],
+    delimiter: &'a (dyn Fn(&str) -> u8 + Sync),
+    probes: Vec<Probe>,
+}
+
+impl Prober<'_> {
+    /// Probes the files `wanted`; one that cannot be read stays unprobed (planned whole).
+    async fn run(&mut self, wanted: Vec<usize>) {
+        let files = self.files;
+        let results = futures::stream::iter(wanted.into_iter().map(|i| {
+            let f = &files[i];
+            let (store, delimiter) = (self.input.store.clone(), (self.delimiter)(&f.rel));
+            async move {
+                let got = match f.kind {
+                    FileKind::Parquet => read_footer(&store, &f.path, f.size).await.map(Probe::Footer),
+                    _ => sample_csv(&store, &f.path, f.size, CSV_SAMPLE_BYTES, delimiter).await.map(Probe::Sample),
+                };
+                (i, got)
+            }
+        }))
+        .buffered(PROBE_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+        for (i, got) in results {
+            match got {
+                Ok(p) => self.probes[i] = p,
+                Err(e) => tracing::warn!("{}: {e}; it is planned whole, not split", files[i].rel),
+            }
+        }
+    }
+}
+
+/// Bytes per row of each format (CSV, Parquet), and the bytes before the first row (a CSV
+/// header), taken to be alike in every file of the format.
+#[derive(Default, Clone, Copy)]
+struct Widths {
+    width: [Option<f64>; 2],
+    head: [u64; 2],
+}
+
+impl Widths {
+    fn slot(k: FileKind) -> usize {
+        usize::from(k == FileKind::Parquet)
+    }
+
+    /// Learns a format's row width from one probed file.
+    fn learn(&mut self, f: &InputFile, probe: &Probe) {
+        let slot = Self::slot(f.kind);
+        self.width[slot] = match probe {
+            Probe::Sample(s) => {
+                self.head[slot] = s.header_end;
+                s.bytes_per_row()
+            }
+            Probe::Footer(m) => {
+                let rows = m.metadata().file_metadata().num_rows();
+                (rows > 0).then(|| f.size as f64 / rows as f64)
+            }
+            Probe::None => None,
+        };
+    }
+
+    /// The rows of a file not probed, estimated; a row takes at least one byte.
+    fn estimate(&self, f: &InputFile) -> u64 {
+        let slot = Self::slot(f.kind);
+        let body = f.size.saturating_sub(self.head[slot]);
+        match self.width[slot] {
             Some(w) => ((body as f64 / w).round() as u64).clamp(1, f.size.max(1)),
             None => f.size.max(1),
         }
-    };
-    let wanted: Vec<usize> = (0..files.len())
-        .filter(|i| matches!(probes[*i], Probe::None) && files[*i].splittable())
-        .filter(|i| {
-            let f = &files[*i];
-            if rows_mode { f.size > goal && estimate(f) > goal } else { f.kind == FileKind::Parquet && f.size > goal }
-        })
-        .collect();
-    keep(run_probes(wanted).await, &mut probes);
+    }
+}
 
-    // Cut each file into weighted items: a weight is rows (row target) or bytes (size target).
-    let mut weighted: Vec<(Item, u64)> = Vec::new();
-    for (i, f) in files.iter().enumerate() {
+/// Cuts one file into weighted items.
+struct Cutter {
+    rows_mode: bool,
+    goal: u64,
+    widths: Widths,
+}
+
+impl Cutter {
+    fn cut(&self, i: usize, f: &InputFile, probe: &Probe, weighted: &mut Vec<(Item, u64)>) {
         let whole = |w: u64| (Item { file: i, part: Part::Whole }, w);
-        let before = weighted.len();
-        match &probes[i] {
-            Probe::Footer(footer) => {
-                let groups = footer.metadata().row_groups();
-                let rows_of = |g: &parquet::file::metadata::RowGroupMetaData| g.num_rows().max(0) as u64;
-                let weights: Vec<u64> = groups
-                    .iter()
-                    .map(|g| if rows_mode { rows_of(g) } else { g.compressed_size().max(0) as u64 })
-                    .collect();
-                let total = if rows_mode { groups.iter().map(rows_of).sum() } else { f.size };
-                if total <= goal || groups.len() < 2 {
-                    weighted.push(whole(total));
-                } else {
-                    let mut first_row = 0u64;
-                    for r in group_runs(&weights, goal) {
-                        let rows: u64 = groups[r.clone()].iter().map(rows_of).sum();
-                        let w = weights[r.clone()].iter().sum();
-                        let part =
-                            Part::RowGroups { groups: r, rows: first_row..first_row + rows, footer: footer.clone() };
-                        weighted.push((Item { file: i, part }, w));
-                        first_row += rows;
-                    }
-                }
-            }
+        let goal = self.goal;
+        match probe {
+            Probe::Footer(footer) => self.cut_row_groups(i, f, footer, weighted),
             Probe::Sample(s) if s.whole => {
                 let rows = s.starts.len() as u64;
                 if rows <= goal {
                     weighted.push(whole(rows));
                 } else {
-                    // Counted: every piece holds `goal` rows, the last one the rest.
-                    let mut cuts: Vec<u64> = vec![0];
-                    cuts.extend(s.starts.iter().step_by(usize::try_from(goal).unwrap_or(usize::MAX)).skip(1).copied());
-                    cuts.push(f.size);
-                    for (k, w) in cuts.windows(2).enumerate() {
-                        let first = k as u64 * goal;
-                        let piece_rows = first..(first + goal).min(rows);
-                        let n = piece_rows.end - piece_rows.start;
-                        let part = Part::CsvRecords { piece: k, bytes: w[0]..w[1], rows: Some(piece_rows) };
-                        weighted.push((Item { file: i, part }, n));
-                    }
+                    cut_counted_csv(i, f, s, goal, weighted);
                 }
             }
             Probe::Sample(s) => {
@@ -169,23 +194,58 @@ pub async fn make_split_plan(
                 let w = s.bytes_per_row().unwrap_or(s.len.saturating_sub(s.header_end).max(1) as f64);
                 let step = ((goal as f64 * w).round() as u64).max(1);
                 let cuts = byte_cuts(f.size, s.header_end, step);
-                push_csv_pieces(&mut weighted, i, &cuts, |b| ((b as f64 / w).round() as u64).max(1));
+                push_csv_pieces(weighted, i, &cuts, |b| ((b as f64 / w).round() as u64).max(1));
             }
-            Probe::None if !rows_mode && f.kind == FileKind::Csv && f.splittable() && f.size > goal => {
-                push_csv_pieces(&mut weighted, i, &byte_cuts(f.size, 0, goal), |b| b);
+            Probe::None if !self.rows_mode && f.kind == FileKind::Csv && f.splittable() && f.size > goal => {
+                push_csv_pieces(weighted, i, &byte_cuts(f.size, 0, goal), |b| b);
             }
-            Probe::None => weighted.push(whole(if rows_mode { estimate(f) } else { f.size })),
-        }
-        if weighted.len() - before > 1 {
-            tracing::debug!("{}: cut into {} pieces", f.rel, weighted.len() - before);
+            Probe::None => weighted.push(whole(if self.rows_mode { self.widths.estimate(f) } else { f.size })),
         }
     }
 
-    let weights: Vec<u64> = weighted.iter().map(|(_, w)| *w).collect();
-    let mini_batches = group_runs(&weights, goal);
-    let items = weighted.into_iter().map(|(it, _)| it).collect();
-    let total_bytes = files.iter().map(|f| f.size).sum();
-    Ok(Plan { files, items, mini_batches, kind, total_bytes, skipped })
+    /// A Parquet file by runs of row groups.
+    fn cut_row_groups(
+        &self,
+        i: usize,
+        f: &InputFile,
+        footer: &parquet::arrow::arrow_reader::ArrowReaderMetadata,
+        weighted: &mut Vec<(Item, u64)>,
+    ) {
+        let groups = footer.metadata().row_groups();
+        let rows_of = |g: &parquet::file::metadata::RowGroupMetaData| g.num_rows().max(0) as u64;
+        let weights: Vec<u64> = groups
+            .iter()
+            .map(|g| if self.rows_mode { rows_of(g) } else { g.compressed_size().max(0) as u64 })
+            .collect();
+        let total = if self.rows_mode { groups.iter().map(rows_of).sum() } else { f.size };
+        if total <= self.goal || groups.len() < 2 {
+            weighted.push((Item { file: i, part: Part::Whole }, total));
+            return;
+        }
+        let mut first_row = 0u64;
+        for r in group_runs(&weights, self.goal) {
+            let rows: u64 = groups[r.clone()].iter().map(rows_of).sum();
+            let w = weights[r.clone()].iter().sum();
+            let part = Part::RowGroups { groups: r, rows: first_row..first_row + rows, footer: footer.clone() };
+            weighted.push((Item { file: i, part }, w));
+            first_row += rows;
+        }
+    }
+}
+
+/// A CSV file whose rows were all counted: every piece holds `goal` rows, the last one the rest.
+fn cut_counted_csv(i: usize, f: &InputFile, s: &CsvSample, goal: u64, weighted: &mut Vec<(Item, u64)>) {
+    let rows = s.starts.len() as u64;
+    let mut cuts: Vec<u64> = vec![0];
+    cuts.extend(s.starts.iter().step_by(usize::try_from(goal).unwrap_or(usize::MAX)).skip(1).copied());
+    cuts.push(f.size);
+    for (k, w) in cuts.windows(2).enumerate() {
+        let first = k as u64 * goal;
+        let piece_rows = first..(first + goal).min(rows);
+        let n = piece_rows.end - piece_rows.start;
+        let part = Part::CsvRecords { piece: k, bytes: w[0]..w[1], rows: Some(piece_rows) };
+        weighted.push((Item { file: i, part }, n));
+    }
 }
 
 /// Nominal piece starts of a CSV file: 0, then `first + step`, `first + 2 step`, ... below

@@ -42,144 +42,162 @@ fn dim(d: i64) -> Option<u32> {
     u32::try_from(d).ok().filter(|d| *d > 0)
 }
 
+/// The layout: from `--layout`, else from the shape (a 4-D input is channels first when
+/// dimension 1 is 1, 3 or 4, else channels last when dimension 3 is; a 2-D input is flat).
+fn layout_of(input: &TensorSpec, opts: &ImageOptions) -> Result<Layout, FeedError> {
+    let (name, shape) = (&input.name, &input.shape);
+    match (shape.len(), opts.layout) {
+        (2, None | Some(Layout::Flat)) => Ok(Layout::Flat),
+        (4, Some(l @ (Layout::Nchw | Layout::Nhwc))) => Ok(l),
+        (4, None) => Ok(if !matches!(shape[1], 1 | 3 | 4) && matches!(shape[3], 1 | 3 | 4) {
+            Layout::Nhwc
+        } else {
+            Layout::Nchw
+        }),
+        (_, Some(l)) => Err(FeedError(format!(
+            "--layout {l:?} does not fit image input {name:?} of shape {shape:?} (nchw/nhwc need 4 dimensions, flat 2)"
+        ))),
+        _ => Err(FeedError(format!(
+            "image input {name:?} has shape {shape:?}; batchscore feeds images as [N, C, H, W], [N, H, W, C] or flat [N, H*W*C]"
+        ))),
+    }
+}
+
+/// Channels and size of a 4-D input: the model's where it fixes them, the options' where not
+/// (a dynamic size keeps each image's own).
+fn tensor_geometry(
+    input: &TensorSpec,
+    layout: Layout,
+    opts: &ImageOptions,
+) -> Result<(u32, Option<(u32, u32)>), FeedError> {
+    let (name, shape) = (&input.name, &input.shape);
+    let (model_c, model_h, model_w) = match layout {
+        Layout::Nhwc => (dim(shape[3]), dim(shape[1]), dim(shape[2])),
+        _ => (dim(shape[1]), dim(shape[2]), dim(shape[3])),
+    };
+    let channels = match (model_c, opts.channels) {
+        (Some(m), Some(o)) if m != o => {
+            return Err(FeedError(format!("--channels {o} but image input {name:?} of shape {shape:?} takes {m}")));
+        }
+        (Some(m), _) => m,
+        (None, Some(o)) => o,
+        (None, None) => 3,
+    };
+    if !matches!(channels, 1 | 3 | 4) {
+        return Err(FeedError(format!(
+            "image input {name:?} of shape {shape:?} takes {channels} channels; batchscore makes 1 (gray), 3 (rgb) or 4 (rgba)"
+        )));
+    }
+    let size = match (model_w.zip(model_h), opts.size) {
+        (Some(m), Some(o)) if m != o => {
+            return Err(FeedError(format!(
+                "--image-size {}x{} but image input {name:?} of shape {shape:?} takes {}x{}",
+                o.0, o.1, m.0, m.1
+            )));
+        }
+        (Some(m), _) => Some(m),
+        (None, o) => o,
+    };
+    Ok((channels, size))
+}
+
+/// Channels and size of a flat `[N, K]` input: from `--image-size` and `--channels`, or guessed
+/// from `K` (a square, grayscale or RGB).
+fn flat_geometry(input: &TensorSpec, opts: &ImageOptions) -> Result<(u32, Option<(u32, u32)>), FeedError> {
+    let name = &input.name;
+    let k = input.shape[1];
+    if k <= 0 && opts.size.is_none() {
+        return Err(FeedError(format!(
+            "flat image input {name:?} has a dynamic width; pass --image-size and --channels"
+        )));
+    }
+    if let Some((w, h)) = opts.size {
+        let per = (w * h) as i64;
+        let c = opts.channels.map(i64::from).unwrap_or(if k > 0 { k / per } else { 1 });
+        if k > 0 && per * c != k {
+            return Err(FeedError(format!(
+                "--image-size {w}x{h} with {c} channel(s) gives {} values but input {name:?} takes {k}",
+                per * c
+            )));
+        }
+        return Ok((c as u32, Some((w, h))));
+    }
+    let square = |n: i64| {
+        let s = (n as f64).sqrt().round() as i64;
+        (s * s == n).then_some(s as u32)
+    };
+    let (c, side) = match opts.channels {
+        Some(c) if k % i64::from(c) == 0 => (c, square(k / i64::from(c))),
+        Some(_) => (0, None),
+        None => match square(k) {
+            Some(s) => (1, Some(s)),
+            None => (3, if k % 3 == 0 { square(k / 3) } else { None }),
+        },
+    };
+    let side = side.ok_or_else(|| {
+        FeedError(format!(
+            "cannot tell the image size of flat input {name:?} ({k} values per row); pass --image-size WxH and --channels"
+        ))
+    })?;
+    // A guess below 8x8 is far more likely a tabular model given images by mistake than a real
+    // image model: say so rather than score nonsense.
+    if side < 8 && opts.channels.is_none() {
+        return Err(FeedError(format!(
+            "input {name:?} takes {k} values per row, which looks like a tabular model, not an image \
+             model; check --input (images given) and --model, or pass --image-size WxH and --channels \
+             if it really takes {side}x{side} images"
+        )));
+    }
+    Ok((c, Some((side, side))))
+}
+
+/// `value = (pixel * scale - mean[c]) / std[c]`, one mean and std per channel; a uint8 input
+/// takes raw pixels.
+fn normalisation(
+    input: &TensorSpec,
+    opts: &ImageOptions,
+    channels: u32,
+) -> Result<(f32, Vec<f32>, Vec<f32>), FeedError> {
+    let n = channels as usize;
+    if input.dtype == ElemType::U8 {
+        if opts.scale.is_some() || opts.mean.is_some() || opts.std.is_some() {
+            return Err(FeedError(format!(
+                "image input {:?} takes uint8 pixels; --scale, --mean and --std apply to float32 inputs",
+                input.name
+            )));
+        }
+        return Ok((1.0, vec![0.0; n], vec![1.0; n]));
+    }
+    let per_channel = |v: &Option<Vec<f32>>, default: f32, what: &str| -> Result<Vec<f32>, FeedError> {
+        match v {
+            None => Ok(vec![default; n]),
+            Some(l) if l.len() == 1 => Ok(vec![l[0]; n]),
+            Some(l) if l.len() == n => Ok(l.clone()),
+            Some(l) => Err(FeedError(format!(
+                "--{what} has {} values but the images have {channels} channel(s); give 1 or {channels}",
+                l.len()
+            ))),
+        }
+    };
+    Ok((opts.scale.unwrap_or(1.0 / 255.0), per_channel(&opts.mean, 0.0, "mean")?, per_channel(&opts.std, 1.0, "std")?))
+}
+
 impl ImageSpec {
     /// Derives the preprocessing from the model input and the options given.
     pub fn resolve(input: &TensorSpec, opts: &ImageOptions) -> Result<ImageSpec, FeedError> {
-        let name = &input.name;
-        let shape = &input.shape;
+        let (name, shape) = (&input.name, &input.shape);
         if !matches!(input.dtype, ElemType::F32 | ElemType::U8) {
             return Err(FeedError(format!(
                 "image input {name:?} takes {:?}; batchscore feeds images as float32 or uint8",
                 input.dtype
             )));
         }
-        let layout = match (shape.len(), opts.layout) {
-            (2, None | Some(Layout::Flat)) => Layout::Flat,
-            (4, Some(l @ (Layout::Nchw | Layout::Nhwc))) => l,
-            (4, None) => {
-                if matches!(shape[1], 1 | 3 | 4) {
-                    Layout::Nchw
-                } else if matches!(shape[3], 1 | 3 | 4) {
-                    Layout::Nhwc
-                } else {
-                    Layout::Nchw
-                }
-            }
-            (_, Some(l)) => {
-                return Err(FeedError(format!(
-                    "--layout {l:?} does not fit image input {name:?} of shape {shape:?} (nchw/nhwc need 4 dimensions, flat 2)"
-                )));
-            }
-            _ => {
-                return Err(FeedError(format!(
-                    "image input {name:?} has shape {shape:?}; batchscore feeds images as [N, C, H, W], [N, H, W, C] or flat [N, H*W*C]"
-                )));
-            }
+        let layout = layout_of(input, opts)?;
+        let (channels, size) = match layout {
+            Layout::Flat => flat_geometry(input, opts)?,
+            _ => tensor_geometry(input, layout, opts)?,
         };
-        let (model_c, model_h, model_w) = match layout {
-            Layout::Nchw => (dim(shape[1]), dim(shape[2]), dim(shape[3])),
-            Layout::Nhwc => (dim(shape[3]), dim(shape[1]), dim(shape[2])),
-            Layout::Flat => (None, None, None),
-        };
-        let mut channels = match (model_c, opts.channels) {
-            (Some(m), Some(o)) if m != o => {
-                return Err(FeedError(format!("--channels {o} but image input {name:?} of shape {shape:?} takes {m}")));
-            }
-            (Some(m), _) => m,
-            (None, Some(o)) => o,
-            (None, None) => 3,
-        };
-        if !matches!(channels, 1 | 3 | 4) {
-            return Err(FeedError(format!(
-                "image input {name:?} of shape {shape:?} takes {channels} channels; batchscore makes 1 (gray), 3 (rgb) or 4 (rgba)"
-            )));
-        }
-        let mut size = match (model_w.zip(model_h), opts.size) {
-            (Some(m), Some(o)) if m != o => {
-                return Err(FeedError(format!(
-                    "--image-size {}x{} but image input {name:?} of shape {shape:?} takes {}x{}",
-                    o.0, o.1, m.0, m.1
-                )));
-            }
-            (Some(m), _) => Some(m),
-            (None, o) => o,
-        };
-        if layout == Layout::Flat {
-            let k = shape[1];
-            if k <= 0 && opts.size.is_none() {
-                return Err(FeedError(format!(
-                    "flat image input {name:?} has a dynamic width; pass --image-size and --channels"
-                )));
-            }
-            match (opts.size, opts.channels) {
-                (Some((w, h)), c) => {
-                    let per = (w * h) as i64;
-                    let c = c.map(i64::from).unwrap_or(if k > 0 { k / per } else { 1 });
-                    if k > 0 && per * c != k {
-                        return Err(FeedError(format!(
-                            "--image-size {w}x{h} with {c} channel(s) gives {} values but input {name:?} takes {k}",
-                            per * c
-                        )));
-                    }
-                    channels = c as u32;
-                }
-                (None, c) => {
-                    let square = |n: i64| {
-                        let s = (n as f64).sqrt().round() as i64;
-                        (s * s == n).then_some(s as u32)
-                    };
-                    let (c, side) = match c {
-                        Some(c) if k % i64::from(c) == 0 => (c, square(k / i64::from(c))),
-                        Some(_) => (0, None),
-                        None => match square(k) {
-                            Some(s) => (1, Some(s)),
-                            None => (3, if k % 3 == 0 { square(k / 3) } else { None }),
-                        },
-                    };
-                    let side = side.ok_or_else(|| {
-                        FeedError(format!(
-                            "cannot tell the image size of flat input {name:?} ({k} values per row); pass --image-size WxH and --channels"
-                        ))
-                    })?;
-                    // A guess below 8x8 is far more likely a tabular model given images by
-                    // mistake than a real image model: say so rather than score nonsense.
-                    if side < 8 && opts.channels.is_none() {
-                        return Err(FeedError(format!(
-                            "input {name:?} takes {k} values per row, which looks like a tabular model, not an image \
-                             model; check --input (images given) and --model, or pass --image-size WxH and --channels \
-                             if it really takes {side}x{side} images"
-                        )));
-                    }
-                    channels = c;
-                    size = Some((side, side));
-                }
-            }
-        }
-        let per_channel = |v: &Option<Vec<f32>>, default: f32, what: &str| -> Result<Vec<f32>, FeedError> {
-            match v {
-                None => Ok(vec![default; channels as usize]),
-                Some(l) if l.len() == 1 => Ok(vec![l[0]; channels as usize]),
-                Some(l) if l.len() == channels as usize => Ok(l.clone()),
-                Some(l) => Err(FeedError(format!(
-                    "--{what} has {} values but the images have {channels} channel(s); give 1 or {channels}",
-                    l.len()
-                ))),
-            }
-        };
-        let (scale, mean, std) = if input.dtype == ElemType::U8 {
-            if opts.scale.is_some() || opts.mean.is_some() || opts.std.is_some() {
-                return Err(FeedError(format!(
-                    "image input {name:?} takes uint8 pixels; --scale, --mean and --std apply to float32 inputs"
-                )));
-            }
-            (1.0, vec![0.0; channels as usize], vec![1.0; channels as usize])
-        } else {
-            (
-                opts.scale.unwrap_or(1.0 / 255.0),
-                per_channel(&opts.mean, 0.0, "mean")?,
-                per_channel(&opts.std, 1.0, "std")?,
-            )
-        };
+        let (scale, mean, std) = normalisation(input, opts, channels)?;
         if let Some((w, h)) = size
             && u64::from(w) * u64::from(h) > opts.max_pixels
         {
