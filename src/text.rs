@@ -22,21 +22,6 @@ pub fn excerpt_line(s: &str) -> String {
     if first.len() < s.trim_end().len() { format!("{} …", excerpt(first)) } else { excerpt(first) }
 }
 
-/// [`excerpt`] of bytes that may not be UTF-8.
-pub fn excerpt_bytes(b: &[u8]) -> String {
-    let head = &b[..b.len().min(EXCERPT_CHARS * 4)];
-    let s = String::from_utf8_lossy(head);
-    let short = excerpt(&s);
-    if head.len() < b.len() && !short.ends_with("bytes)") {
-        format!("{short}… ({} bytes)", b.len())
-    } else if head.len() < b.len() {
-        let cut = short.rfind("… (").unwrap_or(short.len());
-        format!("{}… ({} bytes)", &short[..cut], b.len())
-    } else {
-        short
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,7 +32,6 @@ mod tests {
         let long = "x".repeat(1000);
         let e = excerpt(&long);
         assert!(e.starts_with(&"x".repeat(EXCERPT_CHARS)) && e.ends_with("… (1000 bytes)"), "{e}");
-        assert_eq!(excerpt_bytes(&vec![b'y'; 5000]), format!("{}… (5000 bytes)", "y".repeat(EXCERPT_CHARS)));
         assert_eq!(excerpt_line("one\ntwo"), "one …");
         let multi = "é".repeat(100);
         assert!(excerpt(&multi).starts_with(&"é".repeat(EXCERPT_CHARS)));

@@ -62,6 +62,8 @@ pub(super) struct LoadedModel {
     pub display: String,
     /// The model file's bytes.
     pub bytes: Bytes,
+    /// What the file declares that ONNX Runtime does not report (external weights, output ranks).
+    pub facts: proto::ProtoFacts,
     /// A local copy with its external weights beside it, when it has any.
     pub file: Option<PathBuf>,
     /// The folder holding a downloaded copy, removed when the job ends.
@@ -140,10 +142,7 @@ fn prepare_after_probe(
     // The model: read it, open the first session, learn its inputs and outputs.
     let env = crate::runtime::environment().map_err(start_err)?;
     let model = io.block_on(load_model(&model_loc))?;
-    let facts = proto::read(&model.bytes).unwrap_or_else(|e| {
-        tracing::debug!("model {}: {e}", model.display);
-        proto::ProtoFacts::default()
-    });
+    let facts = &model.facts;
     let first_session = build_session_on(env, model.source(), intra_threads, settings.device).map_err(|reason| {
         if reason.starts_with("--device") {
             start_err(reason)
@@ -151,7 +150,7 @@ fn prepare_after_probe(
             start_err(ModelError::Load { model: model.display.clone(), reason })
         }
     })?;
-    let info = Arc::new(ModelInfo::from_session(&first_session, &model.display, &facts).map_err(start_err)?);
+    let info = Arc::new(ModelInfo::from_session(&first_session, &model.display, facts).map_err(start_err)?);
     let feeder =
         resolve_feeder(&info, plan.kind, settings).map_err(|e| start_err(format!("model {}: {e}", model.display)))?;
     let batch_size = match (info.fixed_batch, settings.batch_size) {
@@ -291,9 +290,14 @@ async fn load_model(loc: &Location) -> Result<LoadedModel, StartError> {
         })
     };
     let bytes = fetch_one(&loc.store, &loc.path).await.map_err(read_err)?;
-    let external = proto::read(&bytes).map(|f| f.external_files).unwrap_or_default();
+    // A file the reader cannot make sense of is left to ONNX Runtime to refuse, by name.
+    let facts = proto::read(&bytes).unwrap_or_else(|e| {
+        tracing::debug!("model {}: {e}", loc.display);
+        proto::ProtoFacts::default()
+    });
+    let external = facts.external_files.clone();
     if external.is_empty() {
-        return Ok(LoadedModel { display, bytes, file: None, _downloaded: None });
+        return Ok(LoadedModel { display, bytes, facts, file: None, _downloaded: None });
     }
     if let Some(bad) = external.iter().find(|l| !proto::safe_location(l)) {
         return Err(start_err(ModelError::Load {
@@ -305,7 +309,7 @@ async fn load_model(loc: &Location) -> Result<LoadedModel, StartError> {
         }));
     }
     if let Some(local) = &loc.local {
-        return Ok(LoadedModel { display, bytes, file: Some(local.clone()), _downloaded: None });
+        return Ok(LoadedModel { display, bytes, facts, file: Some(local.clone()), _downloaded: None });
     }
     let dir = tempfile::Builder::new().prefix("batchscore-model-").tempdir().map_err(|e| read_err(e.to_string()))?;
     let name = loc.path.filename().unwrap_or("model.onnx").to_string();
@@ -324,7 +328,7 @@ async fn load_model(loc: &Location) -> Result<LoadedModel, StartError> {
             .map_err(|e| read_err(format!("its external weights {rel:?} (beside the model) cannot be read: {e}")))?;
     }
     tracing::info!("model {}: downloaded with {} external weight file(s)", loc.display, external.len());
-    Ok(LoadedModel { display, bytes, file: Some(file), _downloaded: Some(dir) })
+    Ok(LoadedModel { display, bytes, facts, file: Some(file), _downloaded: Some(dir) })
 }
 
 /// Streams one object into a local file.

@@ -66,11 +66,8 @@ pub async fn check_output(output: &Location) -> Result<(), PlanError> {
                 existing: "a file of that name".into(),
             });
         }
-        if let Some(file) = local.ancestors().skip(1).find(|a| a.is_file()) {
-            return Err(PlanError::NotWritable {
-                output: output.display.clone(),
-                hint: format!("{} is a file, where the output needs a folder; choose another --output", file.display()),
-            });
+        if let Some(hint) = file_in_the_way(local) {
+            return Err(PlanError::NotWritable { output: output.display.clone(), hint });
         }
     }
     let rels = list_some(output).await?;
@@ -229,16 +226,19 @@ fn probe_local(root: &std::path::Path, file: &std::path::Path, json: &[u8]) -> R
     let dir = file.parent().expect("a staging file has a folder");
     // Name the output folder, or the nearest folder above it that exists when it does not.
     let at = root.ancestors().find(|a| a.exists()).unwrap_or(root);
-    let why = |e: std::io::Error, _: &std::path::Path| local_hint(&e, at);
-    // A file where a folder should be: find it, to name it.
-    for a in dir.ancestors() {
-        if a.is_file() {
-            return Err(format!("{} is a file, where the output needs a folder; choose another --output", a.display()));
-        }
+    let why = |e: std::io::Error| local_hint(&e, at);
+    if let Some(hint) = file_in_the_way(dir) {
+        return Err(hint);
     }
-    std::fs::create_dir_all(dir).map_err(|e| why(e, dir))?;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(file).map_err(|e| why(e, file))?;
-    f.write_all(json).and_then(|()| f.sync_all()).map_err(|e| why(e, file))
+    std::fs::create_dir_all(dir).map_err(why)?;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(file).map_err(why)?;
+    f.write_all(json).and_then(|()| f.sync_all()).map_err(why)
+}
+
+/// A file where a folder of `dir`'s path should be (`dir` itself or above it), named.
+fn file_in_the_way(dir: &std::path::Path) -> Option<String> {
+    let file = dir.ancestors().find(|a| a.is_file())?;
+    Some(format!("{} is a file, where the output needs a folder; choose another --output", file.display()))
 }
 
 /// A hint for an I/O error writing `at` on a local disk.

@@ -576,13 +576,6 @@ impl RawSettings {
     }
 }
 
-impl Settings {
-    /// The pass-through column names, in order.
-    pub fn passthrough_names(&self) -> Vec<String> {
-        self.passthrough.iter().map(|p| p.name.clone()).collect()
-    }
-}
-
 /// `a,b:decimal(10,2)` into `a` and `b:decimal(10,2)`: commas inside parentheses stay.
 pub fn split_columns(s: &str) -> Vec<String> {
     let (mut out, mut cur, mut depth) = (Vec::new(), String::new(), 0i32);
