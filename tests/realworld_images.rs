@@ -241,3 +241,28 @@ fn outputs_with_dynamic_dimensions_keep_each_rows_shape() {
         assert_eq!(shape(&a.cols["map"]), shape(&b.cols["map"]), "{}", a.file);
     }
 }
+
+/// The figure in README ("Images as PIL sees them"): every JPEG of the corpus (codecs and EXIF
+/// photos) against PIL, in RGB. `cargo test --test realworld_images jpeg -- --nocapture`.
+#[test]
+fn jpeg_differences_from_pil_over_the_corpus() {
+    let tmp = tempdir();
+    let (mut max, mut sum, mut n, mut files) = (0f64, 0f64, 0usize, 0usize);
+    for folder in ["codecs", "exif"] {
+        let want = reference_by_file(&format!("images-{folder}"));
+        let (_, got) = pixels(tmp.path(), "identity_rgb.onnx", &images(folder), folder, &[]);
+        for (f, w) in want.iter().filter(|(f, _)| is_jpeg(f)) {
+            let (g, r) = (flat(&got[f]), flat(&w["rgb"]));
+            assert_eq!(g.len(), r.len(), "{f}");
+            for (a, b) in g.iter().zip(&r) {
+                max = max.max((a - b).abs());
+                sum += (a - b).abs();
+            }
+            n += g.len();
+            files += 1;
+        }
+    }
+    let mean = sum / n as f64;
+    eprintln!("JPEG against PIL over {files} files: max {max} of 255, mean {mean:.3}");
+    assert!(files >= 14 && max <= JPEG_MAX && mean <= JPEG_MEAN, "{files} files: max {max}, mean {mean}");
+}
