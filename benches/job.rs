@@ -12,7 +12,7 @@
 //!   the outputs into Arrow columns) on decoded rows, and the bare `Session::run` on a ready
 //!   tensor of the same rows for comparison. Sessions have 1 intra-op thread: what each of the
 //!   2 workers of a job gets on a 2-core machine.
-//! - `job/*`: [`batchscore::job::run`] end to end over 20 files x 5000 rows (CSV or Parquet),
+//! - `job/*`: [`batchscore::engine::run`] end to end over 20 files x 5000 rows (CSV or Parquet),
 //!   writing CSV or Parquet, with the CLI's defaults otherwise (workers = cores,
 //!   `mini_batch_size` 10). Each iteration writes a new output folder (the output must not
 //!   exist), removed again outside the timed part.
@@ -30,12 +30,12 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
-use batchscore::infer::{Attempt, InferTimings, ModelRunner, Watchdog, build_session};
-use batchscore::model::{Buffer, ElemType, ModelInfo, TensorSpec};
-use batchscore::plan::{DataKind, FileKind};
-use batchscore::preprocess::{DecodedFile, Feeder, ImageSpec, resolve_feeder};
-use batchscore::report::JobStatus;
-use batchscore::settings::{Deployment, ImageOptions, RawSettings, Settings};
+use batchscore::engine::infer::{Attempt, InferTimings, ModelRunner, Watchdog, build_session};
+use batchscore::engine::model::{Buffer, ElemType, ModelInfo, TensorSpec};
+use batchscore::engine::plan::{DataKind, FileKind};
+use batchscore::engine::preprocess::{DecodedFile, Feeder, ImageSpec, resolve_feeder};
+use batchscore::engine::report::JobStatus;
+use batchscore::engine::settings::{Deployment, ImageOptions, RawSettings, Settings};
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ort::session::Session;
@@ -184,7 +184,7 @@ fn load_model(env: &ort::environment::Environment, name: &str) -> Model {
     let path = repo().join("models").join(name);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let session = build_session(env, &bytes, 1).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let facts = batchscore::model::proto::read(&bytes).unwrap_or_default();
+    let facts = batchscore::engine::model::proto::read(&bytes).unwrap_or_default();
     let info = Arc::new(ModelInfo::from_session(&session, name, &facts).expect("supported model"));
     Model { bytes, info, path }
 }
@@ -209,7 +209,7 @@ const JOB_ROWS_PER_FILE: usize = 5_000;
 
 impl Fixture {
     fn new() -> Fixture {
-        let env = batchscore::runtime::environment().unwrap_or_else(|e| panic!("{e}"));
+        let env = batchscore::engine::runtime::environment().unwrap_or_else(|e| panic!("{e}"));
         let dir = tempfile::Builder::new().prefix("batchscore-bench-").tempdir().expect("temp dir");
         let root = dir.path().to_path_buf();
         let wine = load_model(env, "wine_tensor.onnx");
@@ -399,8 +399,11 @@ fn bench_job(c: &mut Criterion, fx: &Fixture) {
                     let s =
                         settings(&fx.wine.path, in_dir.to_str().unwrap(), out.to_str().unwrap(), output_name, &["id"]);
                     let t = Instant::now();
-                    let outcome = batchscore::job::run(s, Deployment::default(), Default::default())
-                        .unwrap_or_else(|e| panic!("{e}"));
+                    let outcome = batchscore::engine::run(
+                        batchscore::engine::JobSpec::new(s, Deployment::default()),
+                        &Default::default(),
+                    )
+                    .unwrap_or_else(|e| panic!("{e}"));
                     spent += t.elapsed();
                     let r = &outcome.result;
                     assert!(r.status == JobStatus::Completed && r.counts.rows_scored == total, "{r:?}");

@@ -18,12 +18,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use batchscore::infer::{ModelSource, build_session_on};
-use batchscore::model::{Buffer, ModelInfo};
-use batchscore::plan::{DataKind, list_inputs};
-use batchscore::preprocess::{DecodedFile, resolve_feeder};
-use batchscore::read::fetch_one;
-use batchscore::settings::{Device, RawSettings};
+use batchscore::engine::infer::{ModelSource, build_session_on};
+use batchscore::engine::model::{Buffer, ModelInfo};
+use batchscore::engine::plan::{DataKind, list_inputs};
+use batchscore::engine::preprocess::{DecodedFile, resolve_feeder};
+use batchscore::engine::read::fetch_one;
+use batchscore::engine::settings::{Device, RawSettings};
 use batchscore::storage::Location;
 use clap::Parser;
 use ort::session::SessionInputValue;
@@ -101,10 +101,10 @@ fn run(args: &Args) -> Result<(), String> {
     .resolve("raw_limit")
     .map_err(|e| e.to_string())?;
     let device: Device = settings.device;
-    let env = batchscore::runtime::environment().map_err(|e| e.to_string())?;
+    let env = batchscore::engine::runtime::environment().map_err(|e| e.to_string())?;
     let model = std::fs::read(&args.model).map_err(|e| format!("{}: {e}", args.model.display()))?;
     let first = build_session_on(env, ModelSource::Bytes(&model), args.intra, device)?;
-    let facts = batchscore::model::proto::read(&model).unwrap_or_default();
+    let facts = batchscore::engine::model::proto::read(&model).unwrap_or_default();
     let info = ModelInfo::from_session(&first, &args.model.display().to_string(), &facts).map_err(|e| e.to_string())?;
     let feeder = resolve_feeder(&info, kind, &settings).map_err(|e| e.to_string())?;
     if info.inputs.len() != 1 {

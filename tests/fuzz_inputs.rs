@@ -416,7 +416,7 @@ fn mutated_deployment_yaml_in_process() {
         let (tx, rx) = std::sync::mpsc::channel::<Result<Result<(), String>, String>>();
         std::thread::spawn(move || {
             let result = catch_unwind(AssertUnwindSafe(|| {
-                let dep = batchscore::settings::Deployment::load(&path).map_err(|e| e.to_string())?;
+                let dep = batchscore::engine::settings::Deployment::load(&path).map_err(|e| e.to_string())?;
                 let mut raw = dep.settings;
                 raw.input = Some(data("iris"));
                 raw.output = Some(never_written);

@@ -251,7 +251,7 @@ fn conformance_azure_azurite() {
 
 #[test]
 fn conformance_in_memory_in_process() {
-    use batchscore::settings::{Deployment, RawSettings};
+    use batchscore::engine::settings::{Deployment, RawSettings};
     let mem = batchscore::storage::memory_store();
     upload_dir_blocking(mem.as_ref(), Path::new(&data("iris")), &StorePath::from("conformance/in"));
     let settings = |out: &str| {
@@ -267,21 +267,30 @@ fn conformance_in_memory_in_process() {
         .resolve("test")
         .unwrap()
     };
-    let outcome =
-        batchscore::job::run(settings("memory://conformance/out"), Deployment::default(), Default::default()).unwrap();
+    let outcome = batchscore::engine::run(
+        batchscore::engine::JobSpec::new(settings("memory://conformance/out"), Deployment::default()),
+        &Default::default(),
+    )
+    .unwrap();
     assert_eq!(outcome.result.counts.rows_scored, 150);
     assert!(get(mem.as_ref(), "conformance/out/predictions.csv") == local_iris("predictions.csv"));
     assert_eq!(listing(mem.as_ref(), "conformance/out").len(), 4);
     let before = get(mem.as_ref(), "conformance/out/predictions.csv");
-    let err = batchscore::job::run(settings("memory://conformance/out"), Deployment::default(), Default::default())
-        .unwrap_err();
+    let err = batchscore::engine::run(
+        batchscore::engine::JobSpec::new(settings("memory://conformance/out"), Deployment::default()),
+        &Default::default(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("already holds"), "{err}");
     assert!(get(mem.as_ref(), "conformance/out/predictions.csv") == before);
     // Two jobs racing in one process, one store.
     let handles: Vec<_> = (0..2)
         .map(|_| {
             std::thread::spawn(move || {
-                batchscore::job::run(settings("memory://conformance/race"), Deployment::default(), Default::default())
+                batchscore::engine::run(
+                    batchscore::engine::JobSpec::new(settings("memory://conformance/race"), Deployment::default()),
+                    &Default::default(),
+                )
             })
         })
         .collect();

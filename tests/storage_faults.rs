@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use batchscore::settings::{Deployment, RawSettings};
+use batchscore::engine::settings::{Deployment, RawSettings};
 use batchscore::storage::{RetryPolicy, register_scheme, set_retry_policy};
 use common::*;
 use futures::stream::BoxStream;
@@ -191,7 +191,7 @@ fn copy_dir(from: &FsPath, to: &FsPath) {
     }
 }
 
-fn settings(input: &str, output: &str) -> batchscore::settings::Settings {
+fn settings(input: &str, output: &str) -> batchscore::engine::settings::Settings {
     RawSettings {
         model: Some(model("iris_zipmap.onnx")),
         input: Some(input.into()),
@@ -223,10 +223,12 @@ fn transient_faults_are_retried_and_the_output_is_exactly_the_clean_one() {
 
     // The clean run, on the local disk.
     let clean = tmp.path().join("clean");
-    let outcome = batchscore::job::run(
-        settings(&tmp.path().join("in").display().to_string(), &clean.display().to_string()),
-        Deployment::default(),
-        Default::default(),
+    let outcome = batchscore::engine::run(
+        batchscore::engine::JobSpec::new(
+            settings(&tmp.path().join("in").display().to_string(), &clean.display().to_string()),
+            Deployment::default(),
+        ),
+        &Default::default(),
     )
     .unwrap();
     assert_eq!(outcome.result.counts.rows_scored, 150);
@@ -234,8 +236,11 @@ fn transient_faults_are_retried_and_the_output_is_exactly_the_clean_one() {
     // The same job through a store that fails, stalls and loses answers.
     let injected = faulty("flaky", tmp.path(), Fault::Transient);
     let started = Instant::now();
-    let outcome =
-        batchscore::job::run(settings("flaky://in", "flaky://out"), Deployment::default(), Default::default()).unwrap();
+    let outcome = batchscore::engine::run(
+        batchscore::engine::JobSpec::new(settings("flaky://in", "flaky://out"), Deployment::default()),
+        &Default::default(),
+    )
+    .unwrap();
     let r = &outcome.result;
     assert_eq!(format!("{:?}", r.status), "Completed", "{:?}", r.error);
     assert_eq!(r.counts.rows_scored, 150);
@@ -275,9 +280,11 @@ fn a_permanent_error_is_not_retried_and_names_the_url() {
     copy_dir(FsPath::new(&data("iris")), &tmp.path().join("in"));
     let injected = faulty("forbidden", tmp.path(), Fault::Forbidden);
     let started = Instant::now();
-    let err =
-        batchscore::job::run(settings("forbidden://in", "forbidden://out"), Deployment::default(), Default::default())
-            .unwrap_err();
+    let err = batchscore::engine::run(
+        batchscore::engine::JobSpec::new(settings("forbidden://in", "forbidden://out"), Deployment::default()),
+        &Default::default(),
+    )
+    .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("forbidden://out") && msg.contains("credentials"), "{msg}");
     assert_eq!(injected.lists.load(Ordering::Relaxed), 1, "a 403 is not retried");
@@ -291,9 +298,11 @@ fn a_job_whose_report_cannot_be_written_is_failed_and_says_so() {
     let tmp = tempdir();
     copy_dir(FsPath::new(&data("iris")), &tmp.path().join("in"));
     faulty("noreport", tmp.path(), Fault::NoReport);
-    let outcome =
-        batchscore::job::run(settings("noreport://in", "noreport://out"), Deployment::default(), Default::default())
-            .unwrap();
+    let outcome = batchscore::engine::run(
+        batchscore::engine::JobSpec::new(settings("noreport://in", "noreport://out"), Deployment::default()),
+        &Default::default(),
+    )
+    .unwrap();
     assert_eq!(format!("{:?}", outcome.result.status), "Failed", "never Completed without its report");
     assert!(outcome.report_url.is_none(), "no report path to print: it does not exist");
     let why = outcome.report_error.expect("the reason");

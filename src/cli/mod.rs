@@ -2,11 +2,12 @@
 //! `--help`, and the mapping of outcomes to exit codes (DESIGN.md section 5):
 //! 0 the job Completed, 1 the job Failed, 2 the job could not start.
 
+pub mod progress;
 mod score;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::settings::RawSettings;
+use crate::engine::settings::RawSettings;
 
 #[derive(Debug, Parser)]
 #[command(name = "batchscore", version, about = "Batch scoring for ONNX models", long_about = None)]
@@ -183,7 +184,7 @@ impl ScoreArgs {
             passthrough: self
                 .passthrough
                 .as_ref()
-                .map(|v| v.iter().flat_map(|s| crate::settings::split_columns(s)).collect()),
+                .map(|v| v.iter().flat_map(|s| crate::engine::settings::split_columns(s)).collect()),
             batch_size: self.batch_size.clone(),
             sessions: self.sessions.clone(),
             intra_threads: self.intra_threads.clone(),

@@ -1,9 +1,12 @@
 //! `batchscore score`: resolve the settings, run the job, print how it ended, pick the exit code.
 
 use super::{Exit, ScoreArgs};
-use crate::job::{JobOptions, JobOutcome};
-use crate::report::JobStatus;
-use crate::settings::{Deployment, LogLevel, Settings};
+use std::sync::Arc;
+
+use super::progress::Shown;
+use crate::engine::report::JobStatus;
+use crate::engine::settings::{Deployment, LogLevel, Settings};
+use crate::engine::{JobControl, JobOptions, JobOutcome, JobSpec};
 
 /// Runs `batchscore score`.
 pub fn score_command(args: &ScoreArgs) -> Exit {
@@ -18,7 +21,12 @@ pub fn score_command(args: &ScoreArgs) -> Exit {
     for ignored in &deployment.ignored {
         tracing::warn!("deployment setting `{ignored}` has no meaning here and is ignored");
     }
-    match crate::job::run(settings, deployment, JobOptions { clean_staging: args.clean_staging }) {
+    let shown = Arc::new(Shown::new(settings.progress, settings.progress_interval));
+    let spec = JobSpec {
+        options: JobOptions { clean_staging: args.clean_staging, signals: true },
+        ..JobSpec::new(settings, deployment)
+    };
+    match crate::engine::run(spec, &JobControl::with_observer(shown)) {
         Err(e) => {
             eprintln!("error: {}", crate::secrets::scrub(&e.to_string()));
             Exit::CouldNotStart
@@ -36,7 +44,7 @@ pub fn score_command(args: &ScoreArgs) -> Exit {
     }
 }
 
-fn resolve(args: &ScoreArgs) -> Result<(Settings, Deployment), crate::settings::ConfigError> {
+fn resolve(args: &ScoreArgs) -> Result<(Settings, Deployment), crate::engine::settings::ConfigError> {
     let (deployment, origin) = match &args.config {
         Some(path) => (Deployment::load(path)?, format!("flags and {}", path.display())),
         None => (Deployment::default(), "flags".to_string()),
@@ -83,7 +91,7 @@ impl std::io::Write for ScrubbedStderr {
     }
 }
 
-fn print_summary(o: &JobOutcome) {
+pub(super) fn print_summary(o: &JobOutcome) {
     let r = &o.result;
     let c = &r.counts;
     let extra = [(c.files_empty, "empty"), (c.files_skipped, "skipped")]
@@ -93,10 +101,7 @@ fn print_summary(o: &JobOutcome) {
         .collect::<String>();
     eprintln!(
         "{}: {} rows from {}/{} files scored in {:.1} s{extra}; {} items failed ({} files, {} rows); output {}",
-        match r.status {
-            JobStatus::Completed => "Completed",
-            JobStatus::Failed => "Failed",
-        },
+        r.status.name(),
         c.rows_scored,
         c.files_scored,
         c.files_total,

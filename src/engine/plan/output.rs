@@ -1,0 +1,310 @@
+//! The output folder before a job: it must be new (or empty), and writable.
+//!
+//! [`check_output`] refuses an output that holds anything, and says what it holds: the
+//! predictions and logs of a finished job, only the logs of a job that Failed (its predictions
+//! were never published), or only `_staging/`, the leftovers of a job that was killed before it
+//! could clean up (nothing of it was published). [`clean_staging`] removes such leftovers
+//! (`--clean-staging`), never those of a job still running on this machine.
+//!
+//! Every job marks its staging area with `_staging/<job id>/job.json` (who runs it: host, pid,
+//! start time), written create-only before any scoring: that write is also the probe that finds
+//! an output that cannot be written (no permission, a read-only disk, a file in the way, a full
+//! disk) while the job can still exit 2 having done no work.
+
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+
+use super::PlanError;
+use crate::storage::{Location, with_retries};
+
+/// Who owns a staging area: `_staging/<job id>/job.json`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct StagingOwner {
+    pub job_id: String,
+    pub host: String,
+    pub pid: u32,
+    pub started_at: String,
+}
+
+impl StagingOwner {
+    /// This process, for the job `job_id`.
+    pub fn this_process(job_id: &str) -> StagingOwner {
+        StagingOwner {
+            job_id: job_id.to_string(),
+            host: hostname(),
+            pid: std::process::id(),
+            started_at: chrono::Utc::now().to_rfc3339(),
+        }
+    }
+
+    /// Whether the owner is still running on this machine: this process (another job of a
+    /// program that embeds batchscore), or a batchscore process of that pid.
+    pub fn is_running_here(&self) -> bool {
+        if self.host != hostname() {
+            return false;
+        }
+        self.pid == std::process::id()
+            || std::fs::read(format!("/proc/{}/cmdline", self.pid))
+                .is_ok_and(|cmd| String::from_utf8_lossy(&cmd).contains("batchscore"))
+    }
+}
+
+/// This machine's name (Linux), or `unknown`.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map_or_else(|_| "unknown".into(), |h| h.trim().to_string())
+}
+
+/// At most this many objects of an existing output are listed to say what it holds.
+const LOOK: usize = 1000;
+
+/// Fails if anything exists under the output folder, saying what it is.
+pub async fn check_output(output: &Location) -> Result<(), PlanError> {
+    if let Some(local) = &output.local {
+        if local.is_file() {
+            return Err(PlanError::OutputExists {
+                output: output.display.clone(),
+                existing: "a file of that name".into(),
+            });
+        }
+        if let Some(hint) = file_in_the_way(local) {
+            return Err(PlanError::NotWritable { output: output.display.clone(), hint });
+        }
+    }
+    let rels = list_some(output).await?;
+    if rels.is_empty() {
+        return Ok(());
+    }
+    if rels.iter().all(|r| r.starts_with("_staging/")) {
+        let jobs = staging_jobs(&rels);
+        for job in &jobs {
+            if let Some(o) = read_owner(output, job).await.filter(StagingOwner::is_running_here) {
+                return Err(PlanError::InUse {
+                    output: output.display.clone(),
+                    job: format!("job {job} (pid {} on this machine, started {})", o.pid, o.started_at),
+                });
+            }
+        }
+        return Err(PlanError::StaleStaging {
+            output: output.display.clone(),
+            jobs: describe_jobs(output, &jobs).await,
+        });
+    }
+    let has = |name: &str| rels.iter().any(|r| r == name);
+    let only_logs = rels.iter().all(|r| r.starts_with("logs/") || r.starts_with("_staging/"));
+    if only_logs && has("logs/job_result.json") {
+        let report = read_report(output).await;
+        if report.as_ref().and_then(|r| r["status"].as_str()) == Some("Failed") {
+            let report = report.expect("read above");
+            return Err(PlanError::FailedJobLogs {
+                output: output.display.clone(),
+                job_id: report["job_id"].as_str().unwrap_or("?").to_string(),
+                error: report["error"].as_str().map(crate::text::excerpt_line),
+            });
+        }
+    }
+    let existing = rels.iter().find(|r| !r.starts_with("_staging/")).unwrap_or(&rels[0]).clone();
+    Err(PlanError::OutputExists { output: output.display.clone(), existing })
+}
+
+/// Up to [`LOOK`] objects under the output, as paths relative to it.
+async fn list_some(output: &Location) -> Result<Vec<String>, PlanError> {
+    let listed = with_retries(&format!("list {}", output.display), |_| async {
+        let mut stream = output.store.list(Some(&output.path));
+        let mut rels = Vec::new();
+        while let Some(meta) = stream.try_next().await? {
+            rels.push(output.relative(&meta.location).unwrap_or_else(|| meta.location.to_string()));
+            if rels.len() >= LOOK {
+                break;
+            }
+        }
+        Ok(rels)
+    })
+    .await;
+    match listed {
+        Ok(mut rels) => {
+            rels.sort();
+            Ok(rels)
+        }
+        // A missing folder is the normal case for a new output.
+        Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
+        Err(source) => Err(PlanError::Store { url: output.display.clone(), hint: output.hint(&source), source }),
+    }
+}
+
+/// The job ids with a staging area among `rels` (`_staging/<id>/...`).
+fn staging_jobs(rels: &[String]) -> Vec<String> {
+    let mut jobs: Vec<String> =
+        rels.iter().filter_map(|r| r.strip_prefix("_staging/")?.split('/').next().map(str::to_string)).collect();
+    jobs.dedup();
+    jobs
+}
+
+async fn read_owner(output: &Location, job: &str) -> Option<StagingOwner> {
+    let path = output.join(&format!("_staging/{job}/job.json")).path;
+    let bytes = crate::storage::get_bytes(&output.store, &path).await.ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// `job X (started ..., pid N on host H, still running)` for each job.
+async fn describe_jobs(output: &Location, jobs: &[String]) -> String {
+    let mut out = Vec::new();
+    for job in jobs {
+        out.push(match read_owner(output, job).await {
+            Some(o) => format!("job {job} (started {}, pid {} on {})", o.started_at, o.pid, o.host),
+            None => format!("job {job}"),
+        });
+    }
+    out.join("; ")
+}
+
+async fn read_report(output: &Location) -> Option<serde_json::Value> {
+    let path = output.join("logs/job_result.json").path;
+    let bytes = crate::storage::get_bytes(&output.store, &path).await.ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// What `--clean-staging` did.
+#[derive(Debug, Default)]
+pub struct Cleaned {
+    /// Staging areas removed, by job id.
+    pub removed: Vec<String>,
+    /// Staging areas kept because their job still runs here.
+    pub running: Vec<String>,
+}
+
+/// Removes the staging areas of jobs that are not running on this machine.
+pub async fn clean_staging(output: &Location) -> Result<Cleaned, PlanError> {
+    let store_err = |source| PlanError::Store { url: output.display.clone(), hint: output.hint(&source), source };
+    let staging = output.join("_staging");
+    let listed: Vec<object_store::ObjectMeta> =
+        match with_retries("list staging", |_| output.store.list(Some(&staging.path)).try_collect()).await {
+            Ok(v) => v,
+            Err(object_store::Error::NotFound { .. }) => Vec::new(),
+            Err(e) => return Err(store_err(e)),
+        };
+    let rels: Vec<String> = listed.iter().filter_map(|m| output.relative(&m.location)).collect();
+    let mut cleaned = Cleaned::default();
+    for job in staging_jobs(&rels) {
+        if read_owner(output, &job).await.is_some_and(|o| o.is_running_here()) {
+            cleaned.running.push(job);
+            continue;
+        }
+        let prefix = format!("_staging/{job}/");
+        for (meta, rel) in listed.iter().zip(&rels) {
+            if rel.starts_with(&prefix) {
+                with_retries("delete staging", |_| output.store.delete(&meta.location)).await.map_err(store_err)?;
+            }
+        }
+        if let Some(local) = &output.local {
+            let _ = std::fs::remove_dir_all(local.join("_staging").join(&job));
+        }
+        cleaned.removed.push(job);
+    }
+    if let Some(local) = &output.local {
+        let _ = std::fs::remove_dir(local.join("_staging"));
+    }
+    Ok(cleaned)
+}
+
+/// Writes the job's staging marker create-only: the probe that the output can be written.
+pub async fn probe_output(output: &Location, owner: &StagingOwner) -> Result<(), PlanError> {
+    let rel = format!("_staging/{}/job.json", owner.job_id);
+    let json = serde_json::to_vec_pretty(owner).expect("serialisable");
+    if let Some(local) = &output.local {
+        return probe_local(local, &local.join(&rel), &json)
+            .map_err(|hint| PlanError::NotWritable { output: output.display.clone(), hint });
+    }
+    crate::engine::commit::put_create(output, &rel, bytes::Bytes::from(json)).await.map_err(|e| {
+        PlanError::NotWritable {
+            output: output.display.clone(),
+            hint: format!("{e}; check the credentials and that the bucket or container exists"),
+        }
+    })
+}
+
+/// The probe on a local disk, with std::fs for exact errors; returns what to do on failure.
+fn probe_local(root: &std::path::Path, file: &std::path::Path, json: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    let dir = file.parent().expect("a staging file has a folder");
+    // Name the output folder, or the nearest folder above it that exists when it does not.
+    let at = root.ancestors().find(|a| a.exists()).unwrap_or(root);
+    let why = |e: std::io::Error| local_hint(&e, at);
+    if let Some(hint) = file_in_the_way(dir) {
+        return Err(hint);
+    }
+    std::fs::create_dir_all(dir).map_err(why)?;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(file).map_err(why)?;
+    f.write_all(json).and_then(|()| f.sync_all()).map_err(why)
+}
+
+/// A file where a folder of `dir`'s path should be (`dir` itself or above it), named.
+fn file_in_the_way(dir: &std::path::Path) -> Option<String> {
+    let file = dir.ancestors().find(|a| a.is_file())?;
+    Some(format!("{} is a file, where the output needs a folder; choose another --output", file.display()))
+}
+
+/// A hint for an I/O error writing `at` on a local disk.
+pub fn local_hint(e: &std::io::Error, at: &std::path::Path) -> String {
+    const ENOSPC: i32 = 28;
+    const EROFS: i32 = 30;
+    const EDQUOT: i32 = 122;
+    match (e.kind(), e.raw_os_error()) {
+        (_, Some(ENOSPC | EDQUOT)) => {
+            format!(
+                "the disk holding {} is full (or over quota); free some space or choose another --output",
+                at.display()
+            )
+        }
+        (_, Some(EROFS)) => format!("{} is on a read-only file system; choose another --output", at.display()),
+        (std::io::ErrorKind::PermissionDenied, _) => {
+            format!("permission denied writing {}; choose an --output folder you can write to", at.display())
+        }
+        _ => format!("cannot write {}: {e}; choose another --output", at.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn says_what_an_existing_output_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Location::parse(dir.path().join("out").to_str().unwrap()).unwrap();
+        check_output(&out).await.unwrap();
+        probe_output(&out, &StagingOwner { pid: 1, host: "elsewhere".into(), ..StagingOwner::this_process("j1") })
+            .await
+            .unwrap();
+        let e = check_output(&out).await.unwrap_err().to_string();
+        assert!(e.contains("job j1") && e.contains("--clean-staging") && e.contains("elsewhere"), "{e}");
+        // Our own staging area, while we run, is not removed.
+        probe_output(&out, &StagingOwner::this_process("j2")).await.unwrap();
+        let cleaned = clean_staging(&out).await.unwrap();
+        assert_eq!((cleaned.removed, cleaned.running), (vec!["j1".to_string()], vec!["j2".to_string()]));
+        let e = check_output(&out).await.unwrap_err().to_string();
+        assert!(e.contains("is being written by job j2") && e.contains("this machine"), "{e}");
+        std::fs::remove_dir_all(dir.path().join("out/_staging")).unwrap();
+        check_output(&out).await.unwrap();
+
+        std::fs::create_dir_all(dir.path().join("out/logs")).unwrap();
+        std::fs::write(
+            dir.path().join("out/logs/job_result.json"),
+            r#"{"job_id":"j3","status":"Failed","error":"boom"}"#,
+        )
+        .unwrap();
+        let e = check_output(&out).await.unwrap_err().to_string();
+        assert!(e.contains("j3") && e.contains("Failed") && e.contains("boom") && e.contains("never published"), "{e}");
+        std::fs::write(dir.path().join("out/predictions.csv"), "x").unwrap();
+        let e = check_output(&out).await.unwrap_err().to_string();
+        assert!(e.contains("already holds logs/job_result.json"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn unwritable_outputs_are_found_by_the_probe() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("file"), "x").unwrap();
+        let out = Location::parse(dir.path().join("file/out").to_str().unwrap()).unwrap();
+        let e = probe_output(&out, &StagingOwner::this_process("j")).await.unwrap_err().to_string();
+        assert!(e.contains("is a file") && e.contains("file"), "{e}");
+    }
+}
