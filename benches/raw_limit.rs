@@ -103,7 +103,13 @@ fn run(args: &Args) -> Result<(), String> {
     let device: Device = settings.device;
     let env = batchscore::engine::runtime::environment().map_err(|e| e.to_string())?;
     let model = std::fs::read(&args.model).map_err(|e| format!("{}: {e}", args.model.display()))?;
-    let first = build_session_on(env, ModelSource::Bytes(&model), args.intra, device)?;
+    let first = build_session_on(
+        env,
+        ModelSource::Bytes(&model),
+        args.intra,
+        device,
+        batchscore::engine::settings::GraphOptimization::All,
+    )?;
     let facts = batchscore::engine::model::proto::read(&model).unwrap_or_default();
     let info = ModelInfo::from_session(&first, &args.model.display().to_string(), &facts).map_err(|e| e.to_string())?;
     let feeder = resolve_feeder(&info, kind, &settings).map_err(|e| e.to_string())?;
@@ -146,7 +152,13 @@ fn run(args: &Args) -> Result<(), String> {
     // Sessions, built before the clock starts.
     let mut sessions = vec![first];
     for _ in 1..args.sessions {
-        sessions.push(build_session_on(env, ModelSource::Bytes(&model), args.intra, device)?);
+        sessions.push(build_session_on(
+            env,
+            ModelSource::Bytes(&model),
+            args.intra,
+            device,
+            batchscore::engine::settings::GraphOptimization::All,
+        )?);
     }
     let calls = rows.div_ceil(args.batch_size);
     let next = Arc::new(AtomicUsize::new(0));

@@ -18,5 +18,7 @@
 pub mod cli;
 pub mod engine;
 pub mod secrets;
+pub mod service;
 pub mod storage;
 pub mod text;
+pub mod workspace;

@@ -1,9 +1,21 @@
-//! The command line: every flag in one clap struct, each with the doc comment that becomes
-//! `--help`, and the mapping of outcomes to exit codes (DESIGN.md section 5):
-//! 0 the job Completed, 1 the job Failed, 2 the job could not start.
+//! The command line: `score` for a folder without a workspace, and Azure ML's command groups
+//! for the batch endpoint workflow (one file each), with the doc comments that become `--help`,
+//! and the mapping of outcomes to exit codes (DESIGN.md section 5): 0 the job Completed (or
+//! the command succeeded), 1 the job Failed or was canceled, 2 the job could not start or the
+//! command was refused.
 
+mod common;
+mod data;
+mod datastore;
+mod deployment;
+mod endpoint;
+mod environment;
+mod job;
+mod model;
+pub mod output;
 pub mod progress;
 mod score;
+mod workspace;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -20,6 +32,30 @@ pub struct Cli {
 pub enum Command {
     /// Score a folder (or file) of inputs with an ONNX model into one output folder.
     Score(Box<ScoreArgs>),
+    /// Create, show or delete the workspace (the catalog and the default datastore).
+    #[command(subcommand)]
+    Workspace(workspace::WorkspaceCommand),
+    /// Register and manage ONNX models.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
+    /// Manage environments (the runtime a deployment runs on).
+    #[command(subcommand)]
+    Environment(environment::EnvironmentCommand),
+    /// Manage datastores (named store locations).
+    #[command(subcommand)]
+    Datastore(datastore::DatastoreCommand),
+    /// Manage data assets (named, versioned inputs).
+    #[command(subcommand)]
+    Data(data::DataCommand),
+    /// Manage batch endpoints and invoke them.
+    #[command(subcommand, name = "batch-endpoint", alias = "endpoint")]
+    BatchEndpoint(endpoint::EndpointCommand),
+    /// Manage batch deployments of an endpoint.
+    #[command(subcommand, name = "batch-deployment", alias = "deployment")]
+    BatchDeployment(deployment::DeploymentCommand),
+    /// List, follow, download and cancel jobs.
+    #[command(subcommand)]
+    Job(job::JobCommand),
 }
 
 /// `batchscore score`. Settings left out here come from `--config`, then from the defaults.
@@ -205,6 +241,7 @@ impl ScoreArgs {
             allow_non_finite: self.allow_non_finite.then(|| "true".to_string()),
             missing_as_nan: self.missing_as_nan.then(|| "true".to_string()),
             max_record_size: self.max_record_size.clone(),
+            graph_optimization_level: None,
         }
     }
 }
@@ -234,5 +271,13 @@ impl Exit {
 pub fn run(cli: Cli) -> Exit {
     match cli.command {
         Command::Score(args) => score::score_command(&args),
+        Command::Workspace(c) => workspace::run(&c),
+        Command::Model(c) => model::run(&c),
+        Command::Environment(c) => environment::run(&c),
+        Command::Datastore(c) => datastore::run(&c),
+        Command::Data(c) => data::run(&c),
+        Command::BatchEndpoint(c) => endpoint::run(&c),
+        Command::BatchDeployment(c) => deployment::run(&c),
+        Command::Job(c) => job::run(&c),
     }
 }

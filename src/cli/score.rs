@@ -33,6 +33,10 @@ pub fn score_command(args: &ScoreArgs) -> Exit {
         }
         Ok(outcome) => {
             print_summary(&outcome);
+            // The one line on stdout: where the predictions are, for scripts.
+            if let Some(p) = &outcome.result.predictions {
+                println!("{p}");
+            }
             if outcome.lost_race {
                 Exit::CouldNotStart
             } else if outcome.result.status == JobStatus::Completed {
@@ -54,7 +58,7 @@ fn resolve(args: &ScoreArgs) -> Result<(Settings, Deployment), crate::engine::se
 }
 
 /// Logs go to stderr, through [`crate::secrets::scrub`].
-fn init_logging(level: LogLevel) {
+pub(super) fn init_logging(level: LogLevel) {
     let filter = match level {
         LogLevel::Warning => "warn",
         LogLevel::Info => "info",
@@ -134,8 +138,5 @@ pub(super) fn print_summary(o: &JobOutcome) {
         eprintln!("job report: {url}");
     } else if let Some(e) = &o.report_error {
         eprintln!("error: the job report could not be written ({e}); the job counts as Failed");
-    }
-    if let Some(p) = &r.predictions {
-        println!("{p}");
     }
 }

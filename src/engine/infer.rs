@@ -25,7 +25,7 @@ use ort::value::{DynMapValueType, DynValue, TensorRef};
 use crate::engine::collect::JsonNumber;
 use crate::engine::model::{Buffer, ElemType, ModelInfo, OutputSpec, column_values};
 use crate::engine::preprocess::DecodedFile;
-use crate::engine::settings::Device;
+use crate::engine::settings::{Device, GraphOptimization};
 
 /// Why a model call failed. Retried by the coordinator.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +56,7 @@ pub fn build_session(
     model: &[u8],
     intra_threads: usize,
 ) -> Result<Session, String> {
-    build_session_on(env, ModelSource::Bytes(model), intra_threads, Device::Cpu)
+    build_session_on(env, ModelSource::Bytes(model), intra_threads, Device::Cpu, GraphOptimization::All)
 }
 
 /// Builds a session for one worker on `device`. A CUDA device must register: ONNX Runtime
@@ -66,6 +66,7 @@ pub fn build_session_on(
     model: ModelSource,
     intra_threads: usize,
     device: Device,
+    graph: GraphOptimization,
 ) -> Result<Session, String> {
     // Builder errors carry the builder and are not Send: turn them into text right here.
     fn inner(
@@ -73,12 +74,23 @@ pub fn build_session_on(
         model: ModelSource,
         intra: usize,
         device: Device,
+        graph: GraphOptimization,
     ) -> ort::Result<Session> {
+        use ort::session::builder::GraphOptimizationLevel as Level;
         let mut b = Session::builder(env)?
             .with_intra_threads(intra)
             .map_err(ort::Error::<()>::from)?
             .with_inter_threads(1)
             .map_err(ort::Error::<()>::from)?;
+        let level = match graph {
+            GraphOptimization::DisableAll => Some(Level::Disable),
+            GraphOptimization::Basic => Some(Level::Level1),
+            GraphOptimization::Extended => Some(Level::Level2),
+            GraphOptimization::All => None,
+        };
+        if let Some(level) = level {
+            b = b.with_optimization_level(level).map_err(ort::Error::<()>::from)?;
+        }
         if let Device::Cuda(n) = device {
             let cuda = ort::ep::CUDA::default().with_device_id(n as i32).build().error_on_failure();
             b = b.with_execution_providers([cuda]).map_err(ort::Error::<()>::from)?;
@@ -88,7 +100,7 @@ pub fn build_session_on(
             ModelSource::File(p) => b.commit_from_file(p),
         }
     }
-    inner(env, model, intra_threads, device).map_err(|e| match device {
+    inner(env, model, intra_threads, device, graph).map_err(|e| match device {
         Device::Cpu => e.to_string(),
         Device::Cuda(_) => format!(
             "--device {device}: ONNX Runtime's CUDA execution provider could not start ({e}). It needs an NVIDIA \

@@ -71,9 +71,26 @@ pub fn loaded_version() -> Option<String> {
     name.strip_prefix("libonnxruntime.so.").map(str::to_string).or(Some(name))
 }
 
+static PREFERRED: OnceLock<PathBuf> = OnceLock::new();
+
+/// Makes `path` the library to load, before ORT_DYLIB_PATH and the search (an environment's
+/// `onnxruntime_library`). The library is loaded once per process: a later call, or one after
+/// it was loaded, has no effect and says so in the log.
+pub fn prefer_library(path: &std::path::Path) {
+    if PREFERRED.set(path.to_path_buf()).is_err() || ENVIRONMENT.get().is_some() {
+        tracing::warn!("ONNX Runtime is loaded once per process; {} is not used", path.display());
+    }
+}
+
 /// Where ONNX Runtime is, per the order in the module docs.
 pub fn locate_library() -> Result<PathBuf, RuntimeError> {
     let mut searched = Vec::new();
+    if let Some(p) = PREFERRED.get() {
+        if p.is_file() {
+            return Ok(p.clone());
+        }
+        searched.push(format!("the environment's onnxruntime_library {}", p.display()));
+    }
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
         if p.is_file() {

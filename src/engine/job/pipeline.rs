@@ -124,7 +124,7 @@ pub(super) fn start(
             group_calls: q.group_calls,
         };
         let name = format!("batchscore-{}-{n}", if staged { "session" } else { "worker" });
-        let handle = session.spawn(name, settings.device, t);
+        let handle = session.spawn(name, settings.device, settings.graph_optimization, t);
         session_handles.push(handle.map_err(|source| PrepareError::Thread { what: "session", source })?);
     }
     drop((result_tx, ready_tx, decoded_rx));
@@ -261,12 +261,13 @@ impl SessionThread {
         self,
         name: String,
         device: Device,
+        graph: crate::engine::settings::GraphOptimization,
         t: Threads,
     ) -> std::io::Result<std::thread::JoinHandle<(ThreadTimes, u64)>> {
         std::thread::Builder::new().name(name).spawn(move || {
             let session = match self.session {
                 Some(s) => Ok(s),
-                None => build_session_on(self.env, self.model.source(), t.intra_threads, device),
+                None => build_session_on(self.env, self.model.source(), t.intra_threads, device, graph),
             };
             let mut runner = match session {
                 Ok(s) => {

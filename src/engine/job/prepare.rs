@@ -141,13 +141,16 @@ fn prepare_after_probe(
     let env = crate::engine::runtime::environment().map_err(PrepareError::from)?;
     let model = io.block_on(load_model(&model_loc))?;
     let facts = &model.facts;
-    let first_session = build_session_on(env, model.source(), intra_threads, settings.device).map_err(|reason| {
-        if reason.starts_with("--device") {
-            PrepareError::Setting(reason)
-        } else {
-            PrepareError::Model(ModelError::Load { model: model.display.clone(), reason })
-        }
-    })?;
+    let first_session =
+        build_session_on(env, model.source(), intra_threads, settings.device, settings.graph_optimization).map_err(
+            |reason| {
+                if reason.starts_with("--device") {
+                    PrepareError::Setting(reason)
+                } else {
+                    PrepareError::Model(ModelError::Load { model: model.display.clone(), reason })
+                }
+            },
+        )?;
     let info = Arc::new(ModelInfo::from_session(&first_session, &model.display, facts).map_err(PrepareError::from)?);
     let feeder = resolve_feeder(&info, plan.kind, settings)
         .map_err(|source| PrepareError::Feed { model: model.display.clone(), source })?;

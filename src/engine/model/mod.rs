@@ -6,6 +6,7 @@
 //! one padded; [`ModelInfo::fixed_batch`] says so.
 
 pub mod proto;
+pub mod signature;
 
 use ort::session::Session;
 use ort::value::{TensorElementType, ValueType};

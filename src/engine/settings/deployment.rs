@@ -70,6 +70,7 @@ const EXTENSION_KEYS: &[&str] = &[
     "allow_non_finite",
     "missing_as_nan",
     "max_record_size",
+    "graph_optimization_level",
 ];
 
 /// Fields that describe the deployment but do not change how the job runs.
@@ -80,16 +81,41 @@ impl Deployment {
     pub fn load(path: &Path) -> Result<Deployment, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        check_shape(&text).map_err(|hint| ConfigError::Invalid {
-            origin: path.display().to_string(),
-            setting: "(file)".into(),
-            value: String::new(),
-            hint,
-        })?;
-        let doc: Value =
-            serde_yaml_ng::from_str(&text).map_err(|source| ConfigError::Yaml { path: path.to_path_buf(), source })?;
-        let origin = path.display().to_string();
-        let base = path.parent().unwrap_or(Path::new("."));
+        let doc = parse_yaml(&text, path)?;
+        Deployment::from_yaml(&doc, path.parent().unwrap_or(Path::new(".")), &path.display().to_string())
+    }
+
+    /// `--set key=value` overrides, with Azure's names (`mini_batch_size`,
+    /// `settings.retry_settings.max_retries`, `resources.instance_count`, `batchscore.batch_size`).
+    pub fn from_sets(sets: &[String]) -> Result<Deployment, ConfigError> {
+        let mut top = Mapping::new();
+        for set in sets {
+            let Some((key, value)) = set.split_once('=') else {
+                return Err(ConfigError::Invalid {
+                    origin: "--set".into(),
+                    setting: set.clone(),
+                    value: String::new(),
+                    hint: "expected key=value, such as --set mini_batch_size=20".into(),
+                });
+            };
+            let mut parts: Vec<&str> = key.trim().split('.').collect();
+            let leaf = parts.pop().unwrap_or_default();
+            let mut at = &mut top;
+            for p in parts {
+                let entry = at.entry(Value::String(p.to_string())).or_insert_with(|| Value::Mapping(Mapping::new()));
+                if !entry.is_mapping() {
+                    *entry = Value::Mapping(Mapping::new());
+                }
+                at = entry.as_mapping_mut().expect("a mapping");
+            }
+            at.insert(Value::String(leaf.to_string()), Value::String(value.trim().to_string()));
+        }
+        Deployment::from_yaml(&Value::Mapping(top), Path::new("."), "--set")
+    }
+
+    /// Reads a parsed deployment document; relative model paths are under `base`.
+    pub fn from_yaml(doc: &Value, base: &Path, origin: &str) -> Result<Deployment, ConfigError> {
+        let origin = origin.to_string();
         let Value::Mapping(top) = doc else {
             return Err(ConfigError::Invalid {
                 origin,
@@ -100,7 +126,7 @@ impl Deployment {
         };
         let mut dep = Deployment::default();
         let mut seen_settings = Mapping::new();
-        for (k, v) in &top {
+        for (k, v) in top {
             let key = key_str(k, &origin)?;
             match key.as_str() {
                 "model" => read_model(v, base, &origin, &mut dep)?,
@@ -232,6 +258,7 @@ fn read_extension(v: &Value, origin: &str, dep: &mut Deployment) -> Result<(), C
             "allow_non_finite" => s.allow_non_finite = Some(scalar(v, origin, &name)?),
             "missing_as_nan" => s.missing_as_nan = Some(scalar(v, origin, &name)?),
             "max_record_size" => s.max_record_size = Some(scalar(v, origin, &name)?),
+            "graph_optimization_level" => s.graph_optimization_level = Some(scalar(v, origin, &name)?),
             other => return Err(unknown_key(origin, &name, other, v, EXTENSION_KEYS)),
         }
     }
@@ -241,6 +268,17 @@ fn read_extension(v: &Value, origin: &str, dep: &mut Deployment) -> Result<(), C
 /// A deployment file is a few lines; the YAML parser is slow (quadratic) on a file of deep flow
 /// nesting, so sizes and nesting are bounded before it runs.
 const MAX_FILE_BYTES: usize = 1 << 20;
+
+/// Parses a YAML file of settings after checking its size and nesting.
+pub fn parse_yaml(text: &str, path: &Path) -> Result<Value, ConfigError> {
+    check_shape(text).map_err(|hint| ConfigError::Invalid {
+        origin: path.display().to_string(),
+        setting: "(file)".into(),
+        value: String::new(),
+        hint,
+    })?;
+    serde_yaml_ng::from_str(text).map_err(|source| ConfigError::Yaml { path: path.to_path_buf(), source })
+}
 const MAX_NESTING: usize = 64;
 
 fn check_shape(text: &str) -> Result<(), String> {

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 
 use crate::storage::{StorageOptions, redact};
 
-pub use deployment::Deployment;
+pub use deployment::{Deployment, parse_yaml};
 pub use resolve::limits;
 
 /// What to do with each scored item (`output_action`).
@@ -374,47 +374,88 @@ fn serialize_byte_char<S: serde::Serializer>(v: &Option<u8>, s: S) -> Result<S::
 }
 
 /// Every setting, each optional: what flags or a deployment file said.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RawSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mini_batch_size: Option<String>,
     /// Rows per mini-batch for tabular inputs (`mini_batch_rows`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mini_batch_rows: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_concurrency: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_count: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub output_action: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub output_file_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_retries: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error_threshold: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub logging_level: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pattern: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub features: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub passthrough: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sessions: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub intra_threads: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub image_size: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub channels: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scale: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mean: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub std: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub layout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub resize: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub progress_interval: Option<String>,
     /// `key=value` settings of the remote stores.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub storage_options: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub exif_orientation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_image_pixels: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub csv_delimiter: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub decimal_mark: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_non_finite: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub missing_as_nan: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_record_size: Option<String>,
+    /// ONNX Runtime's graph optimisation level (`disable_all`, `basic`, `extended`, `all`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graph_optimization_level: Option<String>,
 }
 
 /// The validated settings of one job.
@@ -456,6 +497,8 @@ pub struct Settings {
     pub intra_threads: Option<usize>,
     /// Where the model runs: the CPU or a CUDA GPU.
     pub device: Device,
+    /// How much ONNX Runtime rewrites the model's graph before running it.
+    pub graph_optimization: GraphOptimization,
     pub image: ImageOptions,
     pub progress: ProgressMode,
     /// Seconds between plain progress lines.
@@ -464,6 +507,29 @@ pub struct Settings {
 
 fn serialize_redacted<S: serde::Serializer>(v: &str, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&redact(v))
+}
+
+/// ONNX Runtime's graph optimisation levels; `All` is its default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GraphOptimization {
+    DisableAll,
+    Basic,
+    Extended,
+    #[default]
+    All,
+}
+
+impl GraphOptimization {
+    pub fn parse(s: &str) -> Option<GraphOptimization> {
+        Some(match s.trim().to_ascii_lowercase().as_str() {
+            "disable_all" | "disabled" | "none" => GraphOptimization::DisableAll,
+            "basic" => GraphOptimization::Basic,
+            "extended" => GraphOptimization::Extended,
+            "all" => GraphOptimization::All,
+            _ => return None,
+        })
+    }
 }
 
 /// Where the model runs.
@@ -571,7 +637,8 @@ impl RawSettings {
             decimal_mark,
             allow_non_finite,
             missing_as_nan,
-            max_record_size
+            max_record_size,
+            graph_optimization_level
         )
     }
 }

@@ -163,6 +163,11 @@ impl RawSettings {
                 Device::parse(v).ok_or_else(|| bad.err("device", v, "use cpu, cuda or cuda:N (N: the GPU's index)"))?
             }
         };
+        let graph_optimization = match self.graph_optimization_level.as_deref() {
+            None => GraphOptimization::All,
+            Some(v) => GraphOptimization::parse(v)
+                .ok_or_else(|| bad.err("graph_optimization_level", v, "use disable_all, basic, extended or all"))?,
+        };
         let progress = match self.progress.as_deref().map(|s| s.trim().to_ascii_lowercase()) {
             None => ProgressMode::Auto,
             Some(v) => match v.as_str() {
@@ -186,6 +191,7 @@ impl RawSettings {
                 }
             })?;
         Ok(Settings {
+            graph_optimization,
             model,
             input,
             output,

@@ -1,0 +1,204 @@
+//! `batchscore batch-endpoint create|update|show|list|list-jobs|invoke|delete` (alias `endpoint`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+
+use super::Exit;
+use super::common::{Common, UpdateArgs, confirm, fail, warn};
+use super::progress::Shown;
+use crate::service::endpoints::{self, EndpointSpec};
+use crate::service::jobs::{self, InvokeSpec};
+use crate::service::{ServiceError, yaml::parse_tags};
+use crate::workspace::assets::{BatchEndpoint, JobStatus};
+
+#[derive(Debug, Subcommand)]
+pub enum EndpointCommand {
+    /// Create a batch endpoint from --file endpoint.yml or --name.
+    Create(Create),
+    /// Change description, tags or the default deployment (--set defaults.deployment_name=D).
+    Update(Update),
+    /// Show an endpoint (its scoring URI and default deployment).
+    Show(Name),
+    /// List the endpoints.
+    List(Plain),
+    /// List an endpoint's jobs.
+    ListJobs(Name),
+    /// Start a job on the endpoint (its default deployment, or --deployment-name) and run it.
+    Invoke(Box<Invoke>),
+    /// Delete an endpoint and its deployments (its jobs stay listed).
+    Delete(Delete),
+}
+
+#[derive(Debug, Args)]
+pub struct Create {
+    #[arg(long, short = 'f')]
+    pub file: Option<PathBuf>,
+    #[arg(long, short = 'n')]
+    pub name: Option<String>,
+    #[arg(long, short = 'd')]
+    pub description: Option<String>,
+    #[arg(long = "tag", alias = "tags", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct Update {
+    #[arg(long, short = 'n')]
+    pub name: String,
+    #[command(flatten)]
+    pub change: UpdateArgs,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct Name {
+    #[arg(long, short = 'n')]
+    pub name: String,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct Plain {
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct Delete {
+    #[arg(long, short = 'n')]
+    pub name: String,
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Exit status: 0 the job completed, 1 it failed or was canceled, 2 it could not start.")]
+pub struct Invoke {
+    #[arg(long, short = 'n')]
+    pub name: String,
+    /// The input: azureml:<data>:<version>, azureml:<data>@latest, azureml://datastores/<ds>/paths/<p>, a URL or a path.
+    #[arg(long, short = 'i')]
+    pub input: String,
+    /// uri_folder or uri_file (default: the data asset's type, else uri_folder).
+    #[arg(long)]
+    pub input_type: Option<String>,
+    /// A deployment other than the endpoint's default.
+    #[arg(long, short = 'd')]
+    pub deployment_name: Option<String>,
+    /// Where the output goes (default: <default datastore>/azureml/<job name>/score/); must not exist.
+    #[arg(long)]
+    pub output_path: Option<String>,
+    /// Override a deployment setting (key=value, Azure's names such as mini_batch_size or retry_settings.max_retries); repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    #[arg(long)]
+    pub mini_batch_size: Option<String>,
+    #[arg(long)]
+    pub instance_count: Option<String>,
+    /// The job's name (default: batchjob-<uuid>).
+    #[arg(long)]
+    pub job_name: Option<String>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+fn create(a: &Create) -> Result<BatchEndpoint, ServiceError> {
+    let mut spec = match &a.file {
+        Some(f) => EndpointSpec::from_file(f)?,
+        None => EndpointSpec::default(),
+    };
+    if let Some(n) = &a.name {
+        spec.name = n.clone();
+    }
+    if spec.name.is_empty() {
+        return Err(ServiceError::invalid("batch-endpoint create", "give --name or --file endpoint.yml"));
+    }
+    spec.description = a.description.clone().or(spec.description);
+    spec.tags.extend(parse_tags(&a.tags)?);
+    warn(&spec.not_used.iter().map(|k| format!("`{k}` is not used here")).collect::<Vec<_>>());
+    endpoints::create_endpoint(&mut a.common.open()?, spec)
+}
+
+fn invoke(a: &Invoke) -> Exit {
+    let started = (|| {
+        let mut ws = a.common.open()?;
+        let (job, spec) = jobs::create(
+            &mut ws,
+            InvokeSpec {
+                endpoint: a.name.clone(),
+                deployment: a.deployment_name.clone(),
+                input: a.input.clone(),
+                input_type: a.input_type.clone(),
+                output_path: a.output_path.clone(),
+                sets: a.set.clone(),
+                mini_batch_size: a.mini_batch_size.clone(),
+                instance_count: a.instance_count.clone(),
+                job_name: a.job_name.clone(),
+            },
+        )?;
+        Ok::<_, ServiceError>((ws, job, spec))
+    })();
+    let (mut ws, job, spec) = match started {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    warn(&job.warnings);
+    super::score::init_logging(spec.settings.logging_level);
+    eprintln!("job {} on {}/{}", job.name, job.endpoint_name, job.deployment_name);
+    let shown = Arc::new(Shown::new(spec.settings.progress, spec.settings.progress_interval));
+    let ran = match jobs::run(&mut ws, &job.name, spec, Some(shown)) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    match &ran.outcome {
+        Some(o) => super::score::print_summary(o),
+        None => eprintln!("error: {}", ran.job.error.as_deref().unwrap_or("the job could not start")),
+    }
+    let exit = match (ran.job.status, &ran.outcome) {
+        (_, None) => Exit::CouldNotStart,
+        (_, Some(o)) if o.lost_race => Exit::CouldNotStart,
+        (JobStatus::Completed, _) => Exit::Completed,
+        _ => Exit::Failed,
+    };
+    match a.common.print(&ran.job) {
+        Exit::Completed => exit,
+        other => other,
+    }
+}
+
+pub fn run(cmd: &EndpointCommand) -> Exit {
+    match cmd {
+        EndpointCommand::Create(a) => a.common.show(create(a)),
+        EndpointCommand::Update(a) => {
+            a.common.show((|| endpoints::update_endpoint(&mut a.common.open()?, &a.name, a.change.change()?))())
+        }
+        EndpointCommand::Show(a) => {
+            a.common.show(a.common.open().and_then(|ws| Ok(ws.get::<BatchEndpoint>(&a.name, "")?)))
+        }
+        EndpointCommand::List(a) => {
+            a.common.show(a.common.open().and_then(|ws| Ok(ws.list::<BatchEndpoint>(None, &[])?)))
+        }
+        EndpointCommand::ListJobs(a) => {
+            a.common.show(a.common.open().and_then(|mut ws| jobs::list(&mut ws, Some(&a.name), None, None)))
+        }
+        EndpointCommand::Invoke(a) => invoke(a),
+        EndpointCommand::Delete(a) => match (|| {
+            confirm(a.yes, &format!("batch endpoint {}", a.name))?;
+            endpoints::delete_endpoint(&mut a.common.open()?, &a.name)
+        })() {
+            Ok(n) => {
+                eprintln!("deleted batch endpoint {} and its {n} deployment(s); its jobs stay listed", a.name);
+                Exit::Completed
+            }
+            Err(e) => fail(&e),
+        },
+    }
+}

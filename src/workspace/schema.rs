@@ -1,0 +1,86 @@
+//! The catalog's schema, as numbered migrations. `PRAGMA user_version` records how far a
+//! catalog is; opening it applies the missing steps in one transaction, so two processes
+//! opening an old catalog at once migrate it once. A catalog from a newer batchscore is refused
+//! rather than misread.
+
+use super::{CatalogError, Workspace};
+
+/// Each step, in order; step `n` takes a catalog from version `n` to `n + 1`. Never edit a
+/// released step: add one.
+const MIGRATIONS: &[&str] = &[
+    // 1: every kind of asset, and jobs with their events.
+    r#"
+    CREATE TABLE models (
+        name TEXT NOT NULL, version TEXT NOT NULL, seq INTEGER NOT NULL,
+        created_at TEXT NOT NULL, doc TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE environments (
+        name TEXT NOT NULL, version TEXT NOT NULL, seq INTEGER NOT NULL,
+        created_at TEXT NOT NULL, doc TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE data (
+        name TEXT NOT NULL, version TEXT NOT NULL, seq INTEGER NOT NULL,
+        created_at TEXT NOT NULL, doc TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE datastores (
+        name TEXT NOT NULL, version TEXT NOT NULL DEFAULT '', seq INTEGER NOT NULL,
+        created_at TEXT NOT NULL, doc TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE batch_endpoints (
+        name TEXT NOT NULL, version TEXT NOT NULL DEFAULT '', seq INTEGER NOT NULL,
+        created_at TEXT NOT NULL, doc TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE batch_deployments (
+        endpoint TEXT NOT NULL, name TEXT NOT NULL, seq INTEGER NOT NULL,
+        created_at TEXT NOT NULL, doc TEXT NOT NULL,
+        model_name TEXT, model_version TEXT, environment_name TEXT, environment_version TEXT,
+        PRIMARY KEY (endpoint, name)
+    );
+    CREATE TABLE jobs (
+        name TEXT NOT NULL, version TEXT NOT NULL DEFAULT '', seq INTEGER NOT NULL,
+        created_at TEXT NOT NULL, doc TEXT NOT NULL,
+        endpoint TEXT, deployment TEXT, status TEXT NOT NULL,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (name, version)
+    );
+    CREATE INDEX deployments_by_model ON batch_deployments (model_name, model_version);
+    CREATE INDEX jobs_by_endpoint ON jobs (endpoint, seq);
+    CREATE INDEX jobs_by_status ON jobs (status);
+    CREATE TABLE job_events (
+        job TEXT NOT NULL, seq INTEGER NOT NULL, at TEXT NOT NULL, line TEXT NOT NULL,
+        PRIMARY KEY (job, seq)
+    );
+    "#,
+];
+
+/// The schema version this build writes.
+pub const CURRENT: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the catalog to [`CURRENT`], then makes sure the curated assets exist.
+pub(super) fn migrate(ws: &mut Workspace) -> Result<(), CatalogError> {
+    let seen: i64 = ws.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| ws.sql(e))?;
+    if seen > CURRENT {
+        return Err(CatalogError::TooNew { found: seen, known: CURRENT });
+    }
+    if seen < CURRENT {
+        ws.write(|tx| {
+            // Read again inside the lock: another process may have migrated meanwhile.
+            let at: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sqlite)?;
+            for (step, sql) in MIGRATIONS.iter().enumerate().skip(at as usize) {
+                tx.execute_batch(sql).map_err(sqlite)?;
+                tx.pragma_update(None, "user_version", step as i64 + 1).map_err(sqlite)?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+fn sqlite(source: rusqlite::Error) -> CatalogError {
+    CatalogError::Sqlite { path: "catalog".into(), source }
+}
