@@ -155,7 +155,7 @@ fn read_extensions(f: &AssetFile, ds: &mut Datastore) -> Result<()> {
 /// Registers a datastore.
 pub fn create(ws: &mut Workspace, ds: Datastore) -> Result<Datastore> {
     names::check("datastore", &ds.name)?;
-    Location::open(&ds.url, &StorageOptions::default())?;
+    open(&ds)?;
     ws.write(|tx| store::insert(tx, &ds))?;
     Ok(ds)
 }

@@ -247,6 +247,15 @@ fn read_deployment(
     })?;
     names::check("batch deployment", &name)?;
     names::check_endpoint(&endpoint)?;
+    if current.is_none() && ws.find::<BatchDeployment>(&endpoint, &name)?.is_some() {
+        // Before an inline model is registered for it.
+        return Err(CatalogError::AlreadyExists {
+            kind: "batch deployment",
+            name: format!("{endpoint}/{name}"),
+            hint: "; change it with `batch-deployment update`, or give another --name".into(),
+        }
+        .into());
+    }
     let kind = text("type")?.unwrap_or_else(|| "model".into());
     if kind != "model" {
         return Err(ServiceError::invalid(

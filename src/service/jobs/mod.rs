@@ -157,7 +157,7 @@ pub fn create(ws: &mut Workspace, spec: InvokeSpec) -> Result<(Job, JobSpec)> {
 fn named_ref(flag: &str, e: CatalogError) -> ServiceError {
     match e {
         CatalogError::NotFound { kind, name, hint } => {
-            ServiceError::Catalog(CatalogError::NotFound { kind, name: format!("{name} (from {flag})"), hint })
+            ServiceError::Catalog(CatalogError::NotFound { kind, name, hint: format!("{hint} (given as {flag})") })
         }
         e => ServiceError::Catalog(e),
     }
