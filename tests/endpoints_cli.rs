@@ -205,7 +205,7 @@ fn the_whole_batch_endpoint_lifecycle() {
     bs(w, &["batch-endpoint", "update", "-n", "iris-ep", "--set", "defaults.deployment_name=blue"]).expect_code(0);
     bs(w, &["batch-deployment", "delete", "-n", "green", "-e", "iris-ep", "--yes"]).expect_code(0);
     bs(w, &["model", "delete", "-n", "iris", "-v", "2"]).expect_code(0);
-    assert_eq!(json(w, &["model", "list"]).as_array().unwrap().len(), 1);
+    assert_eq!(json(w, &["model", "list", "-n", "iris"]).as_array().unwrap().len(), 1);
 
     // Deleting the endpoint removes its deployments and keeps its jobs.
     bs(w, &["batch-endpoint", "delete", "-n", "iris-ep"]).expect_code(2).stderr_has(&["--yes"]);
@@ -377,6 +377,10 @@ fn start_slow_job(ws: &Path, name: &str) -> Child {
 fn cancel_from_another_process_stops_the_job_and_publishes_nothing() {
     let (_tmp, ws) = workspace();
     let child = start_slow_job(&ws, "to-cancel");
+    // Another terminal follows it meanwhile.
+    let mut follow = bs_cmd(&ws, &["job", "stream", "-n", "to-cancel"]);
+    follow.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let follower = follow.spawn().unwrap();
     let asked = Instant::now();
     let c = json(&ws, &["job", "cancel", "-n", "to-cancel"]);
     assert_eq!(c["status"], "CancelRequested");
@@ -394,6 +398,13 @@ fn cancel_from_another_process_stops_the_job_and_publishes_nothing() {
     assert!(!score.join("predictions.csv").exists(), "nothing published");
     assert!(!score.join("_staging").exists());
     bs(&ws, &["job", "cancel", "-n", "to-cancel"]).expect_code(2).stderr_has(&["already ended"]);
+    let followed = follower.wait_with_output().unwrap();
+    let lines = String::from_utf8_lossy(&followed.stderr);
+    assert_eq!(followed.status.code(), Some(1), "{lines}");
+    assert!(
+        lines.contains("planned 1 files") && lines.contains("Running") && lines.contains("job to-cancel: Canceled"),
+        "{lines}"
+    );
 }
 
 #[test]

@@ -73,7 +73,14 @@ pub fn create(ws: &mut Workspace, spec: ModelSpec) -> Result<Model> {
             "batchscore registers ONNX models: use custom_model (an .onnx file) or mlflow_model (an MLflow folder with model.onnx)",
         ));
     }
-    let found = read_model(&spec.path)?;
+    // A datastore path reads through the datastore (with its options).
+    let (path, options) = if spec.path.starts_with("azureml://") {
+        let r = ws.resolve(&spec.path)?;
+        (r.url, r.storage_options)
+    } else {
+        (spec.path.clone(), Vec::new())
+    };
+    let found = read_model(&path, &options)?;
     let sha256 = format!("{:x}", sha2::Sha256::digest(&found.bytes));
     let (inputs, outputs) = signature::read(&found.bytes, found.local.as_deref(), &spec.path)?;
     let rel = format!("LocalUpload/{}/{}", &sha256[..32], found.file_name);
@@ -119,10 +126,10 @@ pub fn create(ws: &mut Workspace, spec: ModelSpec) -> Result<Model> {
 }
 
 /// Finds the `.onnx` file at `path` (a file, an MLflow folder, or a folder with one model).
-fn read_model(path: &str) -> Result<Found> {
+fn read_model(path: &str, options: &[String]) -> Result<Found> {
     let local = (!path.contains("://")).then(|| PathBuf::from(path));
     let Some(local) = local else {
-        let loc = Location::parse(path)?;
+        let loc = Location::open(path, &crate::storage::StorageOptions::parse(options)?)?;
         let bytes = super::io_runtime()?
             .block_on(crate::engine::read::fetch_one(&loc.store, &loc.path))
             .map_err(|message| ServiceError::Store { url: loc.display.clone(), message })?;
