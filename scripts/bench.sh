@@ -5,7 +5,11 @@
 #   scripts/bench.sh e2e         the release binary end to end on ~1M generated rows, with
 #                                /usr/bin/time -v (wall time, peak RSS) and the job report's
 #                                per-stage timings
-#   scripts/bench.sh             both
+#   scripts/bench.sh catalog     the batch endpoint layer: `cargo bench --bench catalog`
+#                                (model/job list with 10,000 rows, invoke against score on one
+#                                job), then the release binary's `model list` and `job list` on
+#                                that 10,000-row catalog, 5 runs each, wall seconds
+#   scripts/bench.sh             criterion and e2e
 #
 # The e2e dataset is wine-like (models/wine_tensor.onnx: `id` + 13 float64 feature columns),
 # 100 files x 10,000 rows, generated once from fixed seeds by Python with numpy and pyarrow
@@ -85,9 +89,27 @@ e2e() {
   run csv predictions.csv
 }
 
+# catalog: the criterion bench leaves its 10,000-row workspace in target/bench-catalog/ws.
+catalog() {
+  echo "== cargo bench --bench catalog"
+  cargo bench --bench catalog
+  echo "== cargo build --release"
+  cargo build --release --quiet
+  local ws=target/bench-catalog/ws
+  for cmd in "model list -o json" "model list" "job list -o json" "job list" "job show -n batchjob-5000"; do
+    local walls=()
+    for _ in 1 2 3 4 5; do
+      # shellcheck disable=SC2086
+      walls+=("$( { /usr/bin/time -f %e "$BIN" $cmd --workspace "$ws" > /dev/null; } 2>&1 | tail -n 1)")
+    done
+    echo "batchscore $cmd (10,000 rows): wall seconds ${walls[*]}"
+  done
+}
+
 case "${1:-all}" in
   criterion) machine; criterion ;;
   e2e) machine; e2e ;;
+  catalog) machine; catalog ;;
   all) machine; criterion; e2e ;;
-  *) echo "usage: $0 [criterion|e2e|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [criterion|e2e|catalog|all]" >&2; exit 2 ;;
 esac

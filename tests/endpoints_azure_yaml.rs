@@ -7,29 +7,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use common::catalog::{bs, json};
 use common::*;
 use serde_json::Value;
-
-fn bs_cmd(ws: &Path, args: &[&str]) -> Command {
-    let mut cmd = bin_cmd();
-    cmd.current_dir(ws).args(args).env("BATCHSCORE_WORKSPACE", ws).env_remove("BATCHSCORE_LOG");
-    cmd
-}
-
-fn bs(ws: &Path, args: &[&str]) -> Run {
-    run_command(bs_cmd(ws, args))
-}
-
-#[track_caller]
-fn json(ws: &Path, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["-o", "json"]);
-    let run = bs(ws, &all);
-    run.expect_code(0).no_panic();
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.stdout))
-}
 
 /// A workspace, and a copy of the fixtures to place models in.
 fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {

@@ -5,32 +5,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use common::catalog::{bs, bs_cmd, json};
 use common::*;
-use serde_json::Value;
-
-/// `batchscore <args>` against the workspace `ws`, run in `ws`.
-fn bs_cmd(ws: &Path, args: &[&str]) -> Command {
-    let mut cmd = bin_cmd();
-    cmd.current_dir(ws).args(args).env("BATCHSCORE_WORKSPACE", ws).env_remove("BATCHSCORE_LOG");
-    cmd
-}
-
-fn bs(ws: &Path, args: &[&str]) -> Run {
-    run_command(bs_cmd(ws, args))
-}
-
-/// Runs a command that prints JSON (`-o json`) and returns it.
-#[track_caller]
-fn json(ws: &Path, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["-o", "json"]);
-    let run = bs(ws, &all);
-    run.expect_code(0).no_panic();
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.stdout))
-}
 
 /// A new workspace in a temporary folder.
 fn workspace() -> (tempfile::TempDir, PathBuf) {

@@ -10,7 +10,7 @@ use crate::service::{ServiceError, workspaces};
 
 #[derive(Debug, Subcommand)]
 pub enum WorkspaceCommand {
-    /// Create a workspace in --workspace (default: the current folder).
+    /// Create a workspace in --workspace (else BATCHSCORE_WORKSPACE, else the current folder).
     Create(Create),
     /// Show the workspace in use.
     Show(Plain),
@@ -46,7 +46,12 @@ pub struct Delete {
 pub fn run(cmd: &WorkspaceCommand) -> Exit {
     match cmd {
         WorkspaceCommand::Create(a) => a.common.show((|| {
-            let root = a.common.workspace.clone().unwrap_or_else(|| PathBuf::from("."));
+            let root = a
+                .common
+                .workspace
+                .clone()
+                .or_else(|| std::env::var_os(crate::workspace::ENV_VAR).filter(|v| !v.is_empty()).map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from("."));
             let ws = workspaces::create(&root, &a.name, a.default_datastore.as_deref())?;
             Ok::<_, ServiceError>(workspaces::describe(&ws))
         })()),

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::yaml::{AssetFile, relative_to};
 use super::{Change, Result, ServiceError};
 use crate::workspace::assets::Data;
-use crate::workspace::{CatalogError, Tags, Workspace, names, store};
+use crate::workspace::{Tags, Workspace, names, store};
 
 /// What to register.
 #[derive(Debug, Clone, Default)]
@@ -82,19 +82,10 @@ pub fn create(ws: &mut Workspace, spec: DataSpec) -> Result<Data> {
 
 /// A version, or the latest.
 pub fn show(ws: &Workspace, name: &str, version: Option<&str>) -> Result<Data> {
-    Ok(match version {
-        Some(v) => ws.get(name, v)?,
-        None => ws.latest(name)?,
-    })
+    super::show_version(ws, name, version)
 }
 
 /// Changes description and tags only.
 pub fn update(ws: &mut Workspace, name: &str, version: &str, change: Change) -> Result<Data> {
-    Ok(ws.write(|tx| {
-        let mut d: Data = store::find_in(tx, name, version)?
-            .ok_or_else(|| CatalogError::not_found("data asset", format!("{name}:{version}")))?;
-        change.apply("data asset version", &mut d.description, &mut d.tags)?;
-        store::update(tx, &d)?;
-        Ok(d)
-    })?)
+    super::update_described(ws, name, version, &change)
 }

@@ -102,21 +102,12 @@ pub fn create(ws: &mut Workspace, spec: EnvironmentSpec) -> Result<Environment> 
 
 /// A version, or the latest.
 pub fn show(ws: &Workspace, name: &str, version: Option<&str>) -> Result<Environment> {
-    Ok(match version {
-        Some(v) => ws.get(name, v)?,
-        None => ws.latest(name)?,
-    })
+    super::show_version(ws, name, version)
 }
 
 /// Changes description and tags only.
 pub fn update(ws: &mut Workspace, name: &str, version: &str, change: Change) -> Result<Environment> {
-    Ok(ws.write(|tx| {
-        let mut e: Environment = store::find_in(tx, name, version)?
-            .ok_or_else(|| CatalogError::not_found("environment", format!("{name}:{version}")))?;
-        change.apply("environment version", &mut e.description, &mut e.tags)?;
-        store::update(tx, &e)?;
-        Ok(e)
-    })?)
+    super::update_described(ws, name, version, &change)
 }
 
 /// Deletes a version no deployment uses.

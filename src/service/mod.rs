@@ -24,7 +24,8 @@ use crate::engine::PrepareError;
 use crate::engine::model::ModelError;
 use crate::engine::settings::ConfigError;
 use crate::storage::StorageError;
-use crate::workspace::CatalogError;
+use crate::workspace::assets::Described;
+use crate::workspace::{CatalogError, Workspace, store};
 
 /// An operation refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -140,4 +141,25 @@ impl Change {
         }
         Ok(())
     }
+}
+
+/// A version of a versioned asset, or its latest when `version` is `None`.
+pub fn show_version<A: crate::workspace::Asset>(ws: &Workspace, name: &str, version: Option<&str>) -> Result<A> {
+    Ok(match version {
+        Some(v) => ws.get(name, v)?,
+        None => ws.latest(name)?,
+    })
+}
+
+/// Changes an asset's description and tags (read and written in one transaction).
+pub fn update_described<A: Described>(ws: &mut Workspace, k1: &str, k2: &str, change: &Change) -> Result<A> {
+    Ok(ws.write(|tx| {
+        let mut a: A = store::find_in(tx, k1, k2)?.ok_or_else(|| {
+            CatalogError::not_found(A::KIND, if k2.is_empty() { k1.to_string() } else { format!("{k1}:{k2}") })
+        })?;
+        let (description, tags) = a.described();
+        change.apply(A::KIND, description, tags)?;
+        store::update(tx, &a)?;
+        Ok(a)
+    })?)
 }

@@ -197,10 +197,7 @@ fn upload(store: &Location, rel: &str, bytes: Bytes) -> Result<()> {
 
 /// A version by number, or the latest when `version` is `None` (`--label latest`).
 pub fn show(ws: &Workspace, name: &str, version: Option<&str>) -> Result<Model> {
-    Ok(match version {
-        Some(v) => ws.get(name, v)?,
-        None => ws.latest(name)?,
-    })
+    super::show_version(ws, name, version)
 }
 
 /// Every version, or every version of `name`.
@@ -210,14 +207,7 @@ pub fn list(ws: &Workspace, name: Option<&str>) -> Result<Vec<Model>> {
 
 /// Changes description and tags; anything else is refused with the reason.
 pub fn update(ws: &mut Workspace, name: &str, version: &str, change: super::Change) -> Result<Model> {
-    ws.write(|tx| {
-        let mut m: Model = store::find_in(tx, name, version)?
-            .ok_or_else(|| CatalogError::not_found("model", format!("{name}:{version}")))?;
-        change.apply("model version", &mut m.description, &mut m.tags)?;
-        store::update(tx, &m)?;
-        Ok(m)
-    })
-    .map_err(ServiceError::from)
+    super::update_described(ws, name, version, &change)
 }
 
 /// Deletes a version not used by any deployment.

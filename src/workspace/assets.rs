@@ -9,6 +9,47 @@ use serde::{Deserialize, Serialize};
 use super::store::{Asset, Tags};
 use crate::engine::settings::RawSettings;
 
+/// The [`Asset`] impl of a kind keyed by name and version (`versioned`) or by name (`named`).
+macro_rules! asset {
+    ($($t:ty => ($table:literal, $kind:literal, $key:ident)),* $(,)?) => {
+        $(impl Asset for $t {
+            const TABLE: &'static str = $table;
+            const KIND: &'static str = $kind;
+            fn key(&self) -> (String, String) {
+                asset!(@key self, $key)
+            }
+            fn created_at(&self) -> &str {
+                &self.created_at
+            }
+        })*
+    };
+    (@key $s:ident, versioned) => { ($s.name.clone(), $s.version.clone()) };
+    (@key $s:ident, named) => { ($s.name.clone(), String::new()) };
+}
+
+/// A kind whose description and tags are all that `update` may change.
+pub trait Described: Asset {
+    fn described(&mut self) -> (&mut Option<String>, &mut Tags);
+}
+
+macro_rules! described {
+    ($($t:ty),*) => { $(impl Described for $t {
+        fn described(&mut self) -> (&mut Option<String>, &mut Tags) {
+            (&mut self.description, &mut self.tags)
+        }
+    })* };
+}
+
+described!(Model, Environment, Data, BatchEndpoint);
+
+asset! {
+    Model => ("models", "model", versioned),
+    Environment => ("environments", "environment", versioned),
+    Datastore => ("datastores", "datastore", named),
+    Data => ("data", "data asset", versioned),
+    BatchEndpoint => ("batch_endpoints", "batch endpoint", named),
+}
+
 /// One input or output of a model, as its ONNX file declares it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TensorSignature {
@@ -47,17 +88,6 @@ pub struct Model {
     pub size_bytes: u64,
     pub sha256: String,
     pub created_at: String,
-}
-
-impl Asset for Model {
-    const TABLE: &'static str = "models";
-    const KIND: &'static str = "model";
-    fn key(&self) -> (String, String) {
-        (self.name.clone(), self.version.clone())
-    }
-    fn created_at(&self) -> &str {
-        &self.created_at
-    }
 }
 
 /// The runtime an environment stands for: ONNX Runtime, its execution provider and options.
@@ -99,17 +129,6 @@ pub struct Environment {
     pub created_at: String,
 }
 
-impl Asset for Environment {
-    const TABLE: &'static str = "environments";
-    const KIND: &'static str = "environment";
-    fn key(&self) -> (String, String) {
-        (self.name.clone(), self.version.clone())
-    }
-    fn created_at(&self) -> &str {
-        &self.created_at
-    }
-}
-
 /// A named store location.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Datastore {
@@ -130,17 +149,6 @@ pub struct Datastore {
     pub created_at: String,
 }
 
-impl Asset for Datastore {
-    const TABLE: &'static str = "datastores";
-    const KIND: &'static str = "datastore";
-    fn key(&self) -> (String, String) {
-        (self.name.clone(), String::new())
-    }
-    fn created_at(&self) -> &str {
-        &self.created_at
-    }
-}
-
 /// A registered data asset version.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Data {
@@ -155,17 +163,6 @@ pub struct Data {
     /// A URL, an absolute local path or `azureml://datastores/<ds>/paths/<p>`.
     pub path: String,
     pub created_at: String,
-}
-
-impl Asset for Data {
-    const TABLE: &'static str = "data";
-    const KIND: &'static str = "data asset";
-    fn key(&self) -> (String, String) {
-        (self.name.clone(), self.version.clone())
-    }
-    fn created_at(&self) -> &str {
-        &self.created_at
-    }
 }
 
 /// `defaults:` of a batch endpoint.
@@ -187,17 +184,6 @@ pub struct BatchEndpoint {
     pub auth_mode: String,
     pub not_used: Vec<String>,
     pub created_at: String,
-}
-
-impl Asset for BatchEndpoint {
-    const TABLE: &'static str = "batch_endpoints";
-    const KIND: &'static str = "batch endpoint";
-    fn key(&self) -> (String, String) {
-        (self.name.clone(), String::new())
-    }
-    fn created_at(&self) -> &str {
-        &self.created_at
-    }
 }
 
 /// A reference to a versioned asset.

@@ -8,8 +8,15 @@
 //!
 //! The catalog is opened in WAL mode with a busy timeout, and every write that decides a
 //! version or a state is one `BEGIN IMMEDIATE` transaction, so several processes at once are
-//! safe. [`schema`] holds the versioned migrations, [`store`] the typed tables, [`refs`] the
-//! `azureml:` references. The workspace knows nothing of the engine or the surfaces.
+//! safe. [`schema`] holds the versioned migrations, [`store`] the typed tables, [`assets`] the
+//! records, [`refs`] the `azureml:` references, [`names`] Azure's naming rules. The workspace
+//! knows nothing of the engine's running or the surfaces.
+//!
+//! Layout, against DESIGN.md's suggestion of one catalog file per kind: every kind is stored the
+//! same way (two key columns, a JSON record, a creation order), so [`store`] holds the one
+//! implementation and [`assets`] the record types side by side (each is a struct and its key);
+//! what differs per kind (validation, references, what `delete` must refuse) is an operation,
+//! and lives in `service/`, one file per kind.
 
 pub mod assets;
 pub mod names;

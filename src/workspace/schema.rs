@@ -48,6 +48,13 @@ const MIGRATIONS: &[&str] = &[
         cancel_requested INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (name, version)
     );
+    CREATE INDEX models_by_seq ON models (seq);
+    CREATE INDEX environments_by_seq ON environments (seq);
+    CREATE INDEX data_by_seq ON data (seq);
+    CREATE INDEX datastores_by_seq ON datastores (seq);
+    CREATE INDEX endpoints_by_seq ON batch_endpoints (seq);
+    CREATE INDEX deployments_by_seq ON batch_deployments (seq);
+    CREATE INDEX jobs_by_seq ON jobs (seq);
     CREATE INDEX deployments_by_model ON batch_deployments (model_name, model_version);
     CREATE INDEX jobs_by_endpoint ON jobs (endpoint, seq);
     CREATE INDEX jobs_by_status ON jobs (status);

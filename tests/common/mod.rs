@@ -16,6 +16,7 @@ use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::DataType;
 use serde_json::Value;
 
+pub mod catalog;
 pub mod servers;
 
 /// The repository root.

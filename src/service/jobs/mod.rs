@@ -6,23 +6,21 @@
 //! prints), and reads `cancel_requested` (set by `job cancel` from any process) to cancel the
 //! engine. A job whose process died stops beating: the next read of it marks it Failed.
 
+mod follow;
 mod run;
 
 use std::path::Path;
 use std::time::Duration;
 
-use futures::TryStreamExt;
-use object_store::ObjectStoreExt;
-
 use super::{Result, ServiceError};
 use crate::engine::settings::{Deployment, RawSettings};
 use crate::engine::{JobOptions, JobSpec};
-use crate::storage::{Location, StorageOptions};
 use crate::workspace::assets::{
     AssetRef, BatchDeployment, BatchEndpoint, Environment, Job, JobInput, JobStatus, Model,
 };
 use crate::workspace::{CatalogError, Workspace, names, refs, store};
 
+pub use follow::{download, events, stream};
 pub use run::{Ran, run};
 
 /// A job whose heartbeat is older than this is taken for dead.
@@ -46,21 +44,7 @@ pub struct InvokeSpec {
 /// Creates the job record (NotStarted) with its effective settings; returns it and the engine
 /// spec to run it with.
 pub fn create(ws: &mut Workspace, spec: InvokeSpec) -> Result<(Job, JobSpec)> {
-    let ep: BatchEndpoint = ws.get(&spec.endpoint, "")?;
-    let deployment_name = match spec.deployment.clone().or(ep.defaults.deployment_name.clone()) {
-        Some(d) => d,
-        None => {
-            return Err(ServiceError::invalid(
-                format!("batch endpoint {}", ep.name),
-                "has no default deployment; create one with `batch-deployment create` or pass --deployment-name",
-            ));
-        }
-    };
-    let dep: BatchDeployment = ws.get(&ep.name, &deployment_name).map_err(|_| CatalogError::NotFound {
-        kind: "batch deployment",
-        name: deployment_name.clone(),
-        hint: format!(" in endpoint {}", ep.name),
-    })?;
+    let (ep, dep) = pick_deployment(ws, &spec)?;
     let model: Model = ws.get(&dep.model.name, &dep.model.version)?;
     let env: Environment = ws.get(&dep.environment.name, &dep.environment.version)?;
     let name = spec.job_name.clone().unwrap_or_else(|| format!("batchjob-{}", uuid::Uuid::new_v4()));
@@ -70,44 +54,91 @@ pub fn create(ws: &mut Workspace, spec: InvokeSpec) -> Result<(Job, JobSpec)> {
     if !["uri_folder", "uri_file"].contains(&input_type.as_str()) {
         return Err(ServiceError::invalid(format!("--input-type {input_type}"), "use uri_folder or uri_file"));
     }
-    let output_given = spec.output_path.clone();
-    let output = match &output_given {
-        Some(p) => ws.resolve(p).map_err(|e| named_ref("--output-path", e))?,
-        None => {
-            let store: crate::workspace::assets::Datastore = ws.get(crate::workspace::DEFAULT_DATASTORE, "")?;
-            refs::Resolved {
-                url: refs::join(&store.url, &format!("azureml/{name}/score")),
-                storage_options: refs::datastore_options(&store),
-                data_type: None,
-            }
-        }
-    };
-    let overrides = overrides(&spec)?;
-    let mut raw = overrides.settings.over(dep.settings.clone());
+    let (output_path, output) = resolve_output(ws, &spec, &name)?;
+    let mut raw = overrides(&spec)?.settings.over(dep.settings.clone());
     apply_runtime(&mut raw, &env)?;
     raw.model = Some(model.url.clone());
     raw.input = Some(input.url.clone());
     raw.output = Some(output.url.clone());
     let default_opts = refs::datastore_options(&ws.get(crate::workspace::DEFAULT_DATASTORE, "")?);
     raw.storage_options = Some(merge_options(&[&input.storage_options, &output.storage_options, &default_opts]));
-    let origin = format!("deployment {}/{} and the invoke's flags", ep.name, dep.name);
-    let settings = raw.clone().resolve(&origin)?;
+    let settings = raw.clone().resolve(&format!("deployment {}/{} and the invoke's flags", ep.name, dep.name))?;
+    let mut job = new_job(&name, &dep, &model, &env, &raw, settings.instance_count);
+    let redact = crate::storage::redact;
+    job.inputs
+        .insert("input_data".into(), JobInput { kind: input_type, path: spec.input.clone(), url: redact(&input.url) });
+    job.outputs
+        .insert("score".into(), JobInput { kind: "uri_folder".into(), path: output_path, url: redact(&output.url) });
+    ws.write(|tx| store::insert(tx, &job))?;
+    let deployment = Deployment { settings: raw, ignored: dep.not_used.clone(), notes: dep.notes.clone() };
+    let options = JobOptions { clean_staging: false, signals: true };
+    Ok((job, JobSpec { settings, deployment, options, job_id: Some(name) }))
+}
+
+/// The endpoint, and the deployment asked for or its default.
+fn pick_deployment(ws: &Workspace, spec: &InvokeSpec) -> Result<(BatchEndpoint, BatchDeployment)> {
+    let ep: BatchEndpoint = ws.get(&spec.endpoint, "")?;
+    let Some(deployment_name) = spec.deployment.clone().or(ep.defaults.deployment_name.clone()) else {
+        return Err(ServiceError::invalid(
+            format!("batch endpoint {}", ep.name),
+            "has no default deployment; create one with `batch-deployment create` or pass --deployment-name",
+        ));
+    };
+    let dep: BatchDeployment = ws.get(&ep.name, &deployment_name).map_err(|_| CatalogError::NotFound {
+        kind: "batch deployment",
+        name: deployment_name.clone(),
+        hint: format!(" in endpoint {}", ep.name),
+    })?;
+    Ok((ep, dep))
+}
+
+/// Where the job writes: `--output-path` (resolved), else `azureml/<job>/score/` in the default
+/// datastore. Returns the path to record (one that resolves from anywhere) and its location.
+fn resolve_output(ws: &Workspace, spec: &InvokeSpec, name: &str) -> Result<(String, refs::Resolved)> {
+    match &spec.output_path {
+        Some(p) => {
+            let resolved = ws.resolve(p).map_err(|e| named_ref("--output-path", e))?;
+            let recorded = if p.starts_with("azureml:") { p.clone() } else { resolved.url.clone() };
+            Ok((recorded, resolved))
+        }
+        None => {
+            let ds = crate::workspace::DEFAULT_DATASTORE;
+            let store: crate::workspace::assets::Datastore = ws.get(ds, "")?;
+            let resolved = refs::Resolved {
+                url: refs::join(&store.url, &format!("azureml/{name}/score")),
+                storage_options: refs::datastore_options(&store),
+                data_type: None,
+            };
+            Ok((format!("azureml://datastores/{ds}/paths/azureml/{name}/score"), resolved))
+        }
+    }
+}
+
+/// The record of a new job (inputs and outputs still to add).
+fn new_job(
+    name: &str,
+    dep: &BatchDeployment,
+    model: &Model,
+    env: &Environment,
+    raw: &RawSettings,
+    instances: usize,
+) -> Job {
     let mut warnings = Vec::new();
-    if settings.instance_count > 1 {
+    if instances > 1 {
         warnings.push(format!(
-            "instance_count {} is recorded, but this version runs a job in one process; scale-out comes later",
-            settings.instance_count
+            "instance_count {instances} is recorded, but this version runs a job in one process; scale-out comes later"
         ));
     }
-    let mut stored = raw.clone();
-    stored.storage_options = stored
+    // Storage options by key only: their values may be secrets.
+    let mut settings = raw.clone();
+    settings.storage_options = settings
         .storage_options
         .map(|o| o.iter().map(|kv| kv.split('=').next().unwrap_or_default().to_string()).collect());
-    let job = Job {
+    Job {
         id: format!("azureml:{name}"),
-        name: name.clone(),
+        name: name.to_string(),
         kind: "pipeline".into(),
-        endpoint_name: ep.name.clone(),
+        endpoint_name: dep.endpoint_name.clone(),
         deployment_name: dep.name.clone(),
         status: JobStatus::NotStarted,
         created_at: crate::workspace::now(),
@@ -115,42 +146,19 @@ pub fn create(ws: &mut Workspace, spec: InvokeSpec) -> Result<(Job, JobSpec)> {
         finished_at: None,
         heartbeat_at: None,
         runner: None,
-        inputs: [(
-            "input_data".to_string(),
-            JobInput { kind: input_type, path: spec.input.clone(), url: crate::storage::redact(&input.url) },
-        )]
-        .into(),
-        outputs: [(
-            "score".to_string(),
-            JobInput {
-                kind: "uri_folder".into(),
-                path: output_given.unwrap_or_else(|| {
-                    format!("azureml://datastores/{}/paths/azureml/{name}/score", crate::workspace::DEFAULT_DATASTORE)
-                }),
-                url: crate::storage::redact(&output.url),
-            },
-        )]
-        .into(),
+        inputs: Default::default(),
+        outputs: Default::default(),
         model: AssetRef { name: model.name.clone(), version: model.version.clone() },
         environment: AssetRef { name: env.name.clone(), version: env.version.clone() },
-        settings: stored,
-        instance_count: settings.instance_count,
+        settings,
+        instance_count: instances,
         progress: None,
         counts: None,
         first_failure: None,
         error: None,
         log_location: None,
         warnings,
-    };
-    ws.write(|tx| store::insert(tx, &job))?;
-    let deployment = Deployment { settings: raw, ignored: dep.not_used.clone(), notes: dep.notes.clone() };
-    let spec = JobSpec {
-        settings,
-        deployment,
-        options: JobOptions { clean_staging: false, signals: true },
-        job_id: Some(name),
-    };
-    Ok((job, spec))
+    }
 }
 
 /// A reference error, naming the flag it came from.
@@ -313,81 +321,4 @@ pub fn cancel(ws: &mut Workspace, name: &str) -> Result<Job> {
             j.status = JobStatus::CancelRequested;
         }
     })
-}
-
-/// Progress lines after `after`, with their sequence numbers.
-pub fn events(ws: &Workspace, name: &str, after: i64) -> Result<Vec<(i64, String)>> {
-    let mut stmt = ws
-        .conn
-        .prepare("SELECT seq, line FROM job_events WHERE job = ?1 AND seq > ?2 ORDER BY seq")
-        .map_err(|e| ws.sql(e))?;
-    let rows = stmt
-        .query_map(rusqlite::params![name, after], |r| Ok((r.get(0)?, r.get(1)?)))
-        .and_then(|r| r.collect())
-        .map_err(|e| ws.sql(e))?;
-    Ok(rows)
-}
-
-/// Prints a job's progress lines as they come until it ends; returns it.
-pub fn stream(ws: &mut Workspace, name: &str, mut print: impl FnMut(&str)) -> Result<Job> {
-    let mut after = 0;
-    loop {
-        for (seq, line) in events(ws, name, after)? {
-            print(&line);
-            after = seq;
-        }
-        let job = show(ws, name)?;
-        if job.status.is_terminal() {
-            for (_, line) in events(ws, name, after)? {
-                print(&line);
-            }
-            return Ok(job);
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
-/// Copies a job output into `dir/named-outputs/<output>/` (as `az ml job download` does);
-/// returns the files written.
-pub fn download(ws: &mut Workspace, name: &str, output: &str, dir: &Path) -> Result<Vec<std::path::PathBuf>> {
-    let job = show(ws, name)?;
-    let out = job.outputs.get(output).ok_or_else(|| {
-        ServiceError::invalid(
-            format!("--output-name {output}"),
-            format!("job {name} has the outputs: {}", job.outputs.keys().cloned().collect::<Vec<_>>().join(", ")),
-        )
-    })?;
-    let resolved = ws.resolve(&out.path)?;
-    let loc = Location::open(&resolved.url, &StorageOptions::parse(&resolved.storage_options)?)?;
-    let to = dir.join("named-outputs").join(output);
-    let io = super::io_runtime()?;
-    let store_err = |e: object_store::Error| ServiceError::Store {
-        url: loc.display.clone(),
-        message: crate::storage::describe(&e),
-    };
-    let listed: Vec<object_store::ObjectMeta> =
-        io.block_on(loc.store.list(Some(&loc.path)).try_collect()).map_err(store_err)?;
-    let mut written = Vec::new();
-    for meta in listed {
-        let rel: Vec<String> =
-            meta.location.prefix_match(&loc.path).into_iter().flatten().map(|p| p.as_ref().to_string()).collect();
-        if rel.first().is_some_and(|p| p == "_staging") || rel.is_empty() {
-            continue;
-        }
-        let bytes = io.block_on(async { loc.store.get(&meta.location).await?.bytes().await }).map_err(store_err)?;
-        let file = rel.iter().fold(to.clone(), |p, part| p.join(part));
-        if let Some(parent) = file.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|source| ServiceError::Io { path: parent.to_path_buf(), source })?;
-        }
-        std::fs::write(&file, &bytes).map_err(|source| ServiceError::Io { path: file.clone(), source })?;
-        written.push(file);
-    }
-    if written.is_empty() {
-        return Err(ServiceError::invalid(
-            format!("job {name}"),
-            format!("output {output} at {} holds nothing (yet)", loc.display),
-        ));
-    }
-    Ok(written)
 }

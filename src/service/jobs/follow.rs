@@ -1,0 +1,90 @@
+//! Following a job: its progress lines (`job stream`) and its output (`job download`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+
+use super::show;
+use crate::service::{Result, ServiceError};
+use crate::storage::{Location, StorageOptions};
+use crate::workspace::Workspace;
+use crate::workspace::assets::Job;
+
+/// Progress lines after `after`, with their sequence numbers.
+pub fn events(ws: &Workspace, name: &str, after: i64) -> Result<Vec<(i64, String)>> {
+    let mut stmt = ws
+        .conn
+        .prepare("SELECT seq, line FROM job_events WHERE job = ?1 AND seq > ?2 ORDER BY seq")
+        .map_err(|e| ws.sql(e))?;
+    let rows = stmt
+        .query_map(rusqlite::params![name, after], |r| Ok((r.get(0)?, r.get(1)?)))
+        .and_then(|r| r.collect())
+        .map_err(|e| ws.sql(e))?;
+    Ok(rows)
+}
+
+/// Prints a job's progress lines as they come until it ends; returns it.
+pub fn stream(ws: &mut Workspace, name: &str, mut print: impl FnMut(&str)) -> Result<Job> {
+    let mut after = 0;
+    loop {
+        for (seq, line) in events(ws, name, after)? {
+            print(&line);
+            after = seq;
+        }
+        let job = show(ws, name)?;
+        if job.status.is_terminal() {
+            for (_, line) in events(ws, name, after)? {
+                print(&line);
+            }
+            return Ok(job);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Copies a job output into `dir/named-outputs/<output>/` (as `az ml job download` does);
+/// returns the files written.
+pub fn download(ws: &mut Workspace, name: &str, output: &str, dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let job = show(ws, name)?;
+    let out = job.outputs.get(output).ok_or_else(|| {
+        ServiceError::invalid(
+            format!("--output-name {output}"),
+            format!("job {name} has the outputs: {}", job.outputs.keys().cloned().collect::<Vec<_>>().join(", ")),
+        )
+    })?;
+    let resolved = ws.resolve(&out.path)?;
+    let loc = Location::open(&resolved.url, &StorageOptions::parse(&resolved.storage_options)?)?;
+    let to = dir.join("named-outputs").join(output);
+    let io = crate::service::io_runtime()?;
+    let store_err = |e: object_store::Error| ServiceError::Store {
+        url: loc.display.clone(),
+        message: crate::storage::describe(&e),
+    };
+    let listed: Vec<object_store::ObjectMeta> =
+        io.block_on(loc.store.list(Some(&loc.path)).try_collect()).map_err(store_err)?;
+    let mut written = Vec::new();
+    for meta in listed {
+        let rel: Vec<String> =
+            meta.location.prefix_match(&loc.path).into_iter().flatten().map(|p| p.as_ref().to_string()).collect();
+        if rel.first().is_some_and(|p| p == "_staging") || rel.is_empty() {
+            continue;
+        }
+        let bytes = io.block_on(async { loc.store.get(&meta.location).await?.bytes().await }).map_err(store_err)?;
+        let file = rel.iter().fold(to.clone(), |p, part| p.join(part));
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|source| ServiceError::Io { path: parent.to_path_buf(), source })?;
+        }
+        std::fs::write(&file, &bytes).map_err(|source| ServiceError::Io { path: file.clone(), source })?;
+        written.push(file);
+    }
+    if written.is_empty() {
+        return Err(ServiceError::invalid(
+            format!("job {name}"),
+            format!("output {output} at {} holds nothing (yet)", loc.display),
+        ));
+    }
+    Ok(written)
+}
