@@ -36,13 +36,11 @@ impl Common {
     /// picks others); a bad query exits 2.
     pub fn print<T: Serialize + Listed>(&self, value: &T) -> Exit {
         let json = serde_json::to_value(value).expect("serialisable");
-        let columns = (self.output == Format::Table && self.query.is_none() && !T::COLUMNS.is_empty())
-            .then(|| if json.is_array() { format!("[].{}", T::COLUMNS) } else { T::COLUMNS.to_string() });
-        match render(&json, self.output, self.query.as_deref().or(columns.as_deref())) {
-            Ok(text) => {
-                print!("{text}");
-                Exit::Completed
-            }
+        if self.output == Format::Table && self.query.is_none() && !T::COLUMNS.is_empty() {
+            return emit(&columns_table(&json, T::COLUMNS));
+        }
+        match render(&json, self.output, self.query.as_deref()) {
+            Ok(text) => emit(&text),
             Err(e) => {
                 eprintln!("error: {e}");
                 Exit::CouldNotStart
@@ -56,6 +54,19 @@ impl Common {
             Ok(v) => self.print(&v),
             Err(e) => fail(&e),
         }
+    }
+}
+
+/// Writes a result to stdout; a closed pipe (`| head`) ends quietly rather than panicking.
+fn emit(text: &str) -> Exit {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("error: cannot write the result: {e}");
+            Exit::Failed
+        }
+        _ => Exit::Completed,
     }
 }
 
@@ -109,32 +120,62 @@ impl UpdateArgs {
     }
 }
 
-/// The columns `-o table` shows for a kind, as a JMESPath multiselect hash (empty: every
-/// scalar field).
+/// The columns `-o table` shows for a kind: (header, dotted path to the field); none: every
+/// scalar field.
 pub trait Listed {
-    const COLUMNS: &'static str;
+    const COLUMNS: &'static [(&'static str, &'static str)];
 }
 
 impl<T: Listed> Listed for Vec<T> {
-    const COLUMNS: &'static str = T::COLUMNS;
+    const COLUMNS: &'static [(&'static str, &'static str)] = T::COLUMNS;
 }
 
 impl Listed for serde_json::Value {
-    const COLUMNS: &'static str = "";
+    const COLUMNS: &'static [(&'static str, &'static str)] = &[];
 }
 
 macro_rules! listed {
-    ($($t:ty => $cols:expr),* $(,)?) => { $(impl Listed for $t { const COLUMNS: &'static str = $cols; })* };
+    ($($t:ty => [$(($h:literal, $p:literal)),*]),* $(,)?) => {
+        $(impl Listed for $t { const COLUMNS: &'static [(&'static str, &'static str)] = &[$(($h, $p)),*]; })*
+    };
+}
+
+/// The table of `json` (a record or a list of them) with these columns. A `{name, version}`
+/// reference shows as `name:version`. (Done here rather than by a JMESPath projection, which
+/// took 0.3 s for 10,000 rows.)
+fn columns_table(json: &serde_json::Value, columns: &[(&str, &str)]) -> String {
+    use serde_json::Value;
+    let row = |item: &Value| {
+        let mut out = serde_json::Map::new();
+        for (header, path) in columns {
+            let mut v = item;
+            for part in path.split('.') {
+                v = v.get(part).unwrap_or(&Value::Null);
+            }
+            let v = match (v.get("name"), v.get("version")) {
+                (Some(Value::String(n)), Some(Value::String(ver))) => Value::String(format!("{n}:{ver}")),
+                _ => v.clone(),
+            };
+            out.insert(header.to_string(), v);
+        }
+        Value::Object(out)
+    };
+    let rows = match json {
+        Value::Array(items) => Value::Array(items.iter().map(row).collect()),
+        one => row(one),
+    };
+    let headers: Vec<String> = columns.iter().map(|(h, _)| h.to_string()).collect();
+    super::output::render_table(&rows, &headers)
 }
 
 use crate::workspace::assets;
 
 listed! {
-    assets::Model => "{Name:name,Version:version,Type:type,Size:size_bytes,Created:created_at,Description:description}",
-    assets::Environment => "{Name:name,Version:version,Provider:runtime.execution_provider,Created:created_at,Description:description}",
-    assets::Datastore => "{Name:name,Type:type,Url:url,Created:created_at}",
-    assets::Data => "{Name:name,Version:version,Type:type,Path:path,Created:created_at}",
-    assets::BatchEndpoint => "{Name:name,Default:defaults.deployment_name,ScoringUri:scoring_uri,Created:created_at,Description:description}",
-    assets::BatchDeployment => "{Name:name,Endpoint:endpoint_name,Model:join(':',[model.name,model.version]),Environment:join(':',[environment.name,environment.version]),InstanceCount:instance_count,Created:created_at}",
-    assets::Job => "{Name:name,Endpoint:endpoint_name,Deployment:deployment_name,Status:status,Created:created_at,Rows:counts.rows_scored,FailedItems:counts.items_failed}",
+    assets::Model => [("Name", "name"), ("Version", "version"), ("Type", "type"), ("Size", "size_bytes"), ("Created", "created_at"), ("Description", "description")],
+    assets::Environment => [("Name", "name"), ("Version", "version"), ("Provider", "runtime.execution_provider"), ("Created", "created_at"), ("Description", "description")],
+    assets::Datastore => [("Name", "name"), ("Type", "type"), ("Url", "url"), ("Created", "created_at")],
+    assets::Data => [("Name", "name"), ("Version", "version"), ("Type", "type"), ("Path", "path"), ("Created", "created_at")],
+    assets::BatchEndpoint => [("Name", "name"), ("Default", "defaults.deployment_name"), ("ScoringUri", "scoring_uri"), ("Created", "created_at"), ("Description", "description")],
+    assets::BatchDeployment => [("Name", "name"), ("Endpoint", "endpoint_name"), ("Model", "model"), ("Environment", "environment"), ("InstanceCount", "instance_count"), ("Created", "created_at")],
+    assets::Job => [("Name", "name"), ("Endpoint", "endpoint_name"), ("Deployment", "deployment_name"), ("Status", "status"), ("Created", "created_at"), ("Rows", "counts.rows_scored"), ("FailedItems", "counts.items_failed")],
 }

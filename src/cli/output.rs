@@ -87,6 +87,15 @@ pub fn render(value: &Value, format: Format, query: Option<&str>) -> Result<Stri
     }
 }
 
+/// A table of `value` (a row or a list of rows) with these columns, in this order: what a
+/// multiselect hash query would print, without running one.
+pub fn render_table(value: &Value, columns: &[String]) -> String {
+    if value.is_null() {
+        return String::new();
+    }
+    table(value, &[columns.to_vec()])
+}
+
 /// Runs `query` on `value`; returns the result and the key lists of the query's multiselect
 /// hashes, outermost first (see [`row_keys`]).
 fn apply_query(value: &Value, query: &str) -> Result<(Value, Vec<Vec<String>>), OutputError> {

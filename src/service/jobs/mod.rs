@@ -271,9 +271,17 @@ pub fn list(
 
 /// Why a job that is not finished is dead, if it is.
 fn dead_because(job: &Job) -> Option<String> {
-    let runner = job.runner.as_ref()?;
-    let beat = job.heartbeat_at.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())?;
-    let age = (chrono::Utc::now() - beat.with_timezone(&chrono::Utc)).to_std().unwrap_or_default();
+    let age_of = |t: &str| {
+        let t = chrono::DateTime::parse_from_rfc3339(t).ok()?;
+        (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).to_std().ok()
+    };
+    let Some(runner) = job.runner.as_ref() else {
+        // Created, never started: the invoking process stopped in between.
+        let never = job.status == JobStatus::NotStarted && age_of(&job.created_at).is_some_and(|a| a > STALE_AFTER);
+        return never
+            .then(|| "the process that created it stopped before starting it; invoke the endpoint again".into());
+    };
+    let age = age_of(job.heartbeat_at.as_deref()?).unwrap_or_default();
     let here = runner.host == run::host_name();
     let gone = here && !Path::new(&format!("/proc/{}", runner.pid)).exists();
     (gone || age > STALE_AFTER).then(|| {

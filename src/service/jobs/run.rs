@@ -2,7 +2,7 @@
 //! catalog current, and whose cancel comes from `job cancel` in any process.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -95,17 +95,17 @@ pub fn run(ws: &mut Workspace, name: &str, spec: JobSpec, also: Option<Arc<dyn O
     })?;
     let seen = Arc::new(Mutex::new(Seen::default()));
     let control = JobControl::with_observer(Arc::new(CatalogObserver { seen: seen.clone(), also }));
-    let done = Arc::new(AtomicBool::new(false));
+    // Dropping `stop` ends the heartbeat at once (not after its next sleep).
+    let (stop, stopped) = channel::<()>();
     let beat = {
-        let (root, name, seen, done, control) =
-            (ws.root.clone(), name.to_string(), seen.clone(), done.clone(), control.clone());
+        let (root, name, seen, control) = (ws.root.clone(), name.to_string(), seen.clone(), control.clone());
         std::thread::Builder::new()
             .name("batchscore-heartbeat".into())
-            .spawn(move || heartbeat(root, &name, &seen, &done, &control))
+            .spawn(move || heartbeat(root, &name, &seen, &stopped, &control))
             .map_err(|source| crate::service::ServiceError::Io { path: "heartbeat thread".into(), source })?
     };
     let ended = crate::engine::prepare(spec, &control).and_then(|p| p.run());
-    done.store(true, Ordering::Relaxed);
+    drop(stop);
     let _ = beat.join();
     let lines = std::mem::take(&mut seen.lock().unwrap_or_else(|e| e.into_inner()).lines);
     append_events(ws, name, &lines)?;
@@ -158,7 +158,7 @@ fn finish(ws: &mut Workspace, name: &str, outcome: &JobOutcome) -> Result<Job> {
 }
 
 /// Every [`BEAT`]: writes phase, progress and the time; turns a cancel request into a cancel.
-fn heartbeat(root: PathBuf, name: &str, seen: &Mutex<Seen>, done: &AtomicBool, control: &JobControl) {
+fn heartbeat(root: PathBuf, name: &str, seen: &Mutex<Seen>, stopped: &Receiver<()>, control: &JobControl) {
     let mut ws = match Workspace::open(&root) {
         Ok(ws) => ws,
         Err(e) => {
@@ -167,7 +167,7 @@ fn heartbeat(root: PathBuf, name: &str, seen: &Mutex<Seen>, done: &AtomicBool, c
         }
     };
     let mut last_line = None;
-    while !done.load(Ordering::Relaxed) {
+    loop {
         let (phase, progress, mut lines) = {
             let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
             (s.phase, s.progress, std::mem::take(&mut s.lines))
@@ -187,7 +187,9 @@ fn heartbeat(root: PathBuf, name: &str, seen: &Mutex<Seen>, done: &AtomicBool, c
         if let Err(e) = written {
             tracing::warn!("job {name}: heartbeat not written: {e}");
         }
-        std::thread::sleep(BEAT);
+        if stopped.recv_timeout(BEAT) != Err(RecvTimeoutError::Timeout) {
+            return;
+        }
     }
 }
 
