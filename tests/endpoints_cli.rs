@@ -398,3 +398,51 @@ fn a_killed_job_is_marked_failed_by_the_next_read() {
     assert!(error.contains("stopped without finishing") && error.contains("killed"), "{error}");
     assert_eq!(json(&ws, &["job", "list", "--status", "Running"]).as_array().unwrap().len(), 0);
 }
+
+#[test]
+fn an_s3_datastore_feeds_and_receives_a_job_with_credentials_from_the_environment() {
+    use common::servers::{Moto, upload_dir_blocking};
+    let (_tmp, ws) = workspace();
+    iris_endpoint(&ws);
+    let moto = Moto::start();
+    moto.create_bucket("lake");
+    upload_dir_blocking(&*moto.store("lake"), Path::new(&data("iris")), &"iris".into());
+    let secret = "lake-secret-5c1f0e7a9b";
+    let yaml = format!(
+        "name: s3lake\ntype: s3\nurl: s3://lake\noptions:\n  aws_endpoint: {}\n  aws_allow_http: 'true'\n  aws_region: us-east-1\n  aws_virtual_hosted_style_request: 'false'\n  aws_conditional_put: etag\n  aws_copy_if_not_exists: multipart\ncredentials_from_env:\n  aws_access_key_id: LAKE_KEY_ID\n  aws_secret_access_key: LAKE_SECRET\n",
+        moto.endpoint
+    );
+    std::fs::write(ws.join("s3.yml"), yaml).unwrap();
+    json(&ws, &["datastore", "create", "-f", "s3.yml"]);
+    let mut cmd = bs_cmd(
+        &ws,
+        &[
+            "batch-endpoint",
+            "invoke",
+            "-n",
+            "iris-ep",
+            "--input",
+            "azureml://datastores/s3lake/paths/iris",
+            "--output-path",
+            "azureml://datastores/s3lake/paths/out/job1",
+            "--job-name",
+            "on-s3",
+            "-o",
+            "json",
+        ],
+    );
+    cmd.env("LAKE_KEY_ID", "lake-key").env("LAKE_SECRET", secret);
+    let run = run_command(cmd);
+    run.expect_code(0).no_panic();
+    assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret), "the secret was printed");
+    let mut cmd = bs_cmd(&ws, &["job", "download", "-n", "on-s3", "--download-path", ws.join("dl").to_str().unwrap()]);
+    cmd.env("LAKE_KEY_ID", "lake-key").env("LAKE_SECRET", secret);
+    run_command(cmd).expect_code(0);
+    assert_eq!(csv_preds(&ws.join("dl/named-outputs/score/predictions.csv")).1.len(), 150);
+    let shown = bs(&ws, &["job", "show", "-n", "on-s3", "-o", "json"]);
+    assert!(shown.stdout.contains("s3://lake/out/job1") && !shown.stdout.contains(secret), "{}", shown.stdout);
+    for file in ["catalog.sqlite", "catalog.sqlite-wal"] {
+        let bytes = std::fs::read(ws.join(".batchscore").join(file)).unwrap_or_default();
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "the secret reached {file}");
+    }
+}
