@@ -177,5 +177,6 @@ listed! {
     assets::Data => [("Name", "name"), ("Version", "version"), ("Type", "type"), ("Path", "path"), ("Created", "created_at")],
     assets::BatchEndpoint => [("Name", "name"), ("Default", "defaults.deployment_name"), ("ScoringUri", "scoring_uri"), ("Created", "created_at"), ("Description", "description")],
     assets::BatchDeployment => [("Name", "name"), ("Endpoint", "endpoint_name"), ("Model", "model"), ("Environment", "environment"), ("InstanceCount", "instance_count"), ("Created", "created_at")],
+    assets::Token => [("Name", "name"), ("Scope", "scope"), ("Prefix", "prefix"), ("Created", "created_at"), ("Expires", "expires_at"), ("Revoked", "revoked_at")],
     assets::Job => [("Name", "name"), ("Endpoint", "endpoint_name"), ("Deployment", "deployment_name"), ("Status", "status"), ("Created", "created_at"), ("Rows", "counts.rows_scored"), ("FailedItems", "counts.items_failed")],
 }

@@ -15,6 +15,7 @@ mod model;
 pub mod output;
 pub mod progress;
 mod score;
+mod token;
 mod workspace;
 
 use clap::{Args, Parser, Subcommand};
@@ -56,6 +57,9 @@ pub enum Command {
     /// List, follow, download and cancel jobs.
     #[command(subcommand)]
     Job(job::JobCommand),
+    /// Access tokens for `batchscore serve`.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
 }
 
 /// `batchscore score`. Settings left out here come from `--config`, then from the defaults.
@@ -279,5 +283,6 @@ pub fn run(cli: Cli) -> Exit {
         Command::BatchEndpoint(c) => endpoint::run(&c),
         Command::BatchDeployment(c) => deployment::run(&c),
         Command::Job(c) => job::run(&c),
+        Command::Token(c) => token::run(&c),
     }
 }

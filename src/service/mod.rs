@@ -15,6 +15,7 @@ pub mod endpoints;
 pub mod environments;
 pub mod jobs;
 pub mod models;
+pub mod tokens;
 pub mod workspaces;
 pub mod yaml;
 

@@ -352,3 +352,49 @@ impl Asset for Job {
         &self.created_at
     }
 }
+
+/// What a token may do: `read` (GET), `invoke` (and start or cancel jobs), `admin` (everything).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Read,
+    Invoke,
+    Admin,
+}
+
+impl Scope {
+    pub fn parse(s: &str) -> Option<Scope> {
+        serde_json::from_value(serde_json::Value::String(s.trim().to_ascii_lowercase())).ok()
+    }
+}
+
+/// An access token for the REST API. The token itself is shown once, at creation; the catalog
+/// keeps its SHA-256 (in its own column, never in the record) and its first characters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Token {
+    pub name: String,
+    pub scope: Scope,
+    /// The token's first characters, to tell tokens apart (not enough to use one).
+    pub prefix: String,
+    pub created_at: String,
+    /// `None`: it does not expire.
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+    /// The SHA-256 of the token, hex; only in the `hash` column.
+    #[serde(skip)]
+    pub hash: String,
+}
+
+impl Asset for Token {
+    const TABLE: &'static str = "tokens";
+    const KIND: &'static str = "token";
+    fn key(&self) -> (String, String) {
+        (self.name.clone(), String::new())
+    }
+    fn columns(&self) -> Vec<(&'static str, Value)> {
+        vec![("hash", self.hash.clone().into())]
+    }
+    fn created_at(&self) -> &str {
+        &self.created_at
+    }
+}

@@ -63,6 +63,16 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (job, seq)
     );
     "#,
+    // 2: access tokens for `batchscore serve`: only a hash of each is kept.
+    r#"
+    CREATE TABLE tokens (
+        name TEXT NOT NULL, version TEXT NOT NULL DEFAULT '', seq INTEGER NOT NULL,
+        created_at TEXT NOT NULL, doc TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE,
+        PRIMARY KEY (name, version)
+    );
+    CREATE INDEX tokens_by_seq ON tokens (seq);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -90,4 +100,30 @@ pub(super) fn migrate(ws: &mut Workspace) -> Result<(), CatalogError> {
 
 fn sqlite(source: rusqlite::Error) -> CatalogError {
     CatalogError::Sqlite { path: "catalog".into(), source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_old_catalog_is_migrated_and_a_newer_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::create(dir.path(), "w", None).unwrap();
+        let db = ws.db_path().to_path_buf();
+        drop(ws);
+        // Back to schema 1, as an older batchscore left it.
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch("DROP TABLE tokens; PRAGMA user_version = 1;").unwrap();
+        drop(conn);
+        let ws = Workspace::open(dir.path()).unwrap();
+        let version: i64 = ws.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, CURRENT);
+        let tokens: i64 = ws.conn.query_row("SELECT COUNT(*) FROM tokens", [], |r| r.get(0)).unwrap();
+        assert_eq!(tokens, 0, "step 2 ran");
+        ws.conn.pragma_update(None, "user_version", CURRENT + 1).unwrap();
+        drop(ws);
+        let err = Workspace::open(dir.path()).unwrap_err();
+        assert!(matches!(err, CatalogError::TooNew { .. }), "{err}");
+    }
 }
