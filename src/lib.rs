@@ -18,6 +18,7 @@
 pub mod cli;
 pub mod engine;
 pub mod secrets;
+pub mod server;
 pub mod service;
 pub mod storage;
 pub mod text;

@@ -77,6 +77,7 @@ pub struct Delete {
 fn write(a: &Write, update: bool) -> Result<BatchDeployment, ServiceError> {
     let spec = DeploymentSpec {
         file: a.file.clone(),
+        doc: None,
         name: a.name.clone(),
         endpoint_name: a.endpoint_name.clone(),
         set_default: a.set_default,

@@ -106,6 +106,9 @@ pub struct Invoke {
     /// The job's name (default: batchjob-<uuid>).
     #[arg(long)]
     pub job_name: Option<String>,
+    /// Queue the job for a running `batchscore serve` instead of running it here; prints the job.
+    #[arg(long)]
+    pub no_wait: bool,
     #[command(flatten)]
     pub common: Common,
 }
@@ -127,23 +130,44 @@ fn create(a: &Create) -> Result<BatchEndpoint, ServiceError> {
     endpoints::create_endpoint(&mut a.common.open()?, spec)
 }
 
+fn invoke_spec(a: &Invoke) -> InvokeSpec {
+    InvokeSpec {
+        endpoint: a.name.clone(),
+        deployment: a.deployment_name.clone(),
+        input: a.input.clone(),
+        input_type: a.input_type.clone(),
+        output_path: a.output_path.clone(),
+        sets: a.set.clone(),
+        mini_batch_size: a.mini_batch_size.clone(),
+        instance_count: a.instance_count.clone(),
+        job_name: a.job_name.clone(),
+    }
+}
+
+/// `--no-wait`: a Queued job for the server's executor (which looks every second).
+fn queue(a: &Invoke) -> Exit {
+    let queued = a.common.open().and_then(|mut ws| {
+        jobs::submit(&mut ws, invoke_spec(a), jobs::Queueing { max_queued: usize::MAX, idempotency_key: None })
+    });
+    match queued {
+        Ok((job, _)) => {
+            eprintln!(
+                "job {} queued for `batchscore serve`; follow it with `batchscore job stream -n {}`",
+                job.name, job.name
+            );
+            a.common.print(&job)
+        }
+        Err(e) => fail(&e),
+    }
+}
+
 fn invoke(a: &Invoke) -> Exit {
+    if a.no_wait {
+        return queue(a);
+    }
     let started = (|| {
         let mut ws = a.common.open()?;
-        let (job, spec) = jobs::create(
-            &mut ws,
-            InvokeSpec {
-                endpoint: a.name.clone(),
-                deployment: a.deployment_name.clone(),
-                input: a.input.clone(),
-                input_type: a.input_type.clone(),
-                output_path: a.output_path.clone(),
-                sets: a.set.clone(),
-                mini_batch_size: a.mini_batch_size.clone(),
-                instance_count: a.instance_count.clone(),
-                job_name: a.job_name.clone(),
-            },
-        )?;
+        let (job, spec) = jobs::create(&mut ws, invoke_spec(a))?;
         Ok::<_, ServiceError>((ws, job, spec))
     })();
     let (mut ws, job, spec) = match started {

@@ -15,6 +15,7 @@ mod model;
 pub mod output;
 pub mod progress;
 mod score;
+mod serve;
 mod token;
 mod workspace;
 
@@ -60,6 +61,8 @@ pub enum Command {
     /// Access tokens for `batchscore serve`.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Serve the workspace's REST API (batch endpoint invoke, jobs, the registry) on loopback.
+    Serve(Box<serve::ServeArgs>),
 }
 
 /// `batchscore score`. Settings left out here come from `--config`, then from the defaults.
@@ -284,5 +287,6 @@ pub fn run(cli: Cli) -> Exit {
         Command::BatchDeployment(c) => deployment::run(&c),
         Command::Job(c) => job::run(&c),
         Command::Token(c) => token::run(&c),
+        Command::Serve(a) => serve::run(&a),
     }
 }

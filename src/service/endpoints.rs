@@ -118,6 +118,8 @@ pub fn delete_endpoint(ws: &mut Workspace, name: &str) -> Result<usize> {
 #[derive(Debug, Clone, Default)]
 pub struct DeploymentSpec {
     pub file: Option<std::path::PathBuf>,
+    /// The same fields as a parsed document (a REST body), when there is no file.
+    pub doc: Option<AssetFile>,
     pub name: Option<String>,
     pub endpoint_name: Option<String>,
     pub set_default: bool,
@@ -235,7 +237,11 @@ fn read_deployment(
     spec: &DeploymentSpec,
     current: Option<&BatchDeployment>,
 ) -> Result<(BatchDeployment, Vec<String>)> {
-    let file = spec.file.as_deref().map(AssetFile::load).transpose()?;
+    let file = match (&spec.doc, &spec.file) {
+        (Some(doc), _) => Some(doc.clone()),
+        (None, Some(path)) => Some(AssetFile::load(path)?),
+        (None, None) => None,
+    };
     let text =
         |k: &str| -> Result<Option<String>> { file.as_ref().map(|f| f.text(k)).transpose().map(Option::flatten) };
     let mut sets = spec.sets.clone();

@@ -63,6 +63,8 @@ pub enum ErrorKind {
     Conflict,
     /// The store, the disk or the runtime failed (500).
     Failed,
+    /// Try again later: the job queue is full (429).
+    Busy,
 }
 
 impl ServiceError {
@@ -75,6 +77,7 @@ impl ServiceError {
                 CatalogError::AlreadyExists { .. } | CatalogError::InUse { .. } | CatalogError::WorkspaceExists(_),
             ) => ErrorKind::Conflict,
             ServiceError::Catalog(CatalogError::Invalid { .. }) | ServiceError::Config(_) => ErrorKind::Invalid,
+            ServiceError::Catalog(CatalogError::QueueFull { .. }) => ErrorKind::Busy,
             ServiceError::Prepare(_) | ServiceError::Model(_) | ServiceError::Storage(_) => ErrorKind::Invalid,
             _ => ErrorKind::Failed,
         }

@@ -32,6 +32,15 @@ impl AssetFile {
         Ok(AssetFile { path: path.to_path_buf(), base, doc })
     }
 
+    /// A document that did not come from a file (a REST body); relative paths start at `base`.
+    pub fn from_json(origin: &str, json: &serde_json::Value, base: &Path) -> Result<AssetFile> {
+        let doc = serde_yaml_ng::to_value(json).map_err(|e| ServiceError::invalid(origin, e.to_string()))?;
+        let Value::Mapping(doc) = doc else {
+            return Err(ServiceError::invalid(origin, "expected a JSON object of fields"));
+        };
+        Ok(AssetFile { path: PathBuf::from(origin), base: base.to_path_buf(), doc })
+    }
+
     fn field(&self, key: &str) -> String {
         format!("{}: {key}", self.path.display())
     }

@@ -75,6 +75,8 @@ pub enum CatalogError {
         "the catalog was written by a newer batchscore (schema {found}, this one knows up to {known}); upgrade batchscore"
     )]
     TooNew { found: i64, known: i64 },
+    #[error("the job queue is full ({queued} jobs wait); retry later")]
+    QueueFull { queued: usize },
 }
 
 impl CatalogError {

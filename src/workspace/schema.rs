@@ -73,6 +73,10 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX tokens_by_seq ON tokens (seq);
     "#,
+    // 3: `Idempotency-Key`s of job submissions, and the job each made.
+    r#"
+    CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, job TEXT NOT NULL, created_at TEXT NOT NULL);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -41,9 +41,45 @@ pub struct InvokeSpec {
     pub job_name: Option<String>,
 }
 
+/// How a job is submitted to a server's queue.
+#[derive(Debug, Clone, Default)]
+pub struct Queueing {
+    /// At most this many jobs may wait (Queued); beyond, [`ServiceError::QueueFull`].
+    pub max_queued: usize,
+    /// A retried submission with the same key returns the first one's job.
+    pub idempotency_key: Option<String>,
+}
+
 /// Creates the job record (NotStarted) with its effective settings; returns it and the engine
 /// spec to run it with.
 pub fn create(ws: &mut Workspace, spec: InvokeSpec) -> Result<(Job, JobSpec)> {
+    create_with(ws, spec, None).map(|(job, spec, _)| (job, spec))
+}
+
+/// Creates a Queued job for a server's executor, within the queue's bound; a known
+/// idempotency key returns its job instead (the `bool` says whether the job is new).
+pub fn submit(ws: &mut Workspace, spec: InvokeSpec, queue: Queueing) -> Result<(Job, bool)> {
+    if let Some(key) = &queue.idempotency_key
+        && let Some(job) = keyed_job(ws, key)?
+    {
+        return Ok((job, false));
+    }
+    let (job, _, new) = create_with(ws, spec, Some(&queue))?;
+    Ok((job, new))
+}
+
+/// The job an idempotency key made, if any.
+fn keyed_job(ws: &Workspace, key: &str) -> Result<Option<Job>> {
+    use rusqlite::OptionalExtension;
+    let name: Option<String> = ws
+        .conn
+        .query_row("SELECT job FROM idempotency_keys WHERE key = ?1", [key], |r| r.get(0))
+        .optional()
+        .map_err(|e| ws.sql(e))?;
+    name.map(|n| Ok(ws.get::<Job>(&n, "")?)).transpose()
+}
+
+fn create_with(ws: &mut Workspace, spec: InvokeSpec, queue: Option<&Queueing>) -> Result<(Job, JobSpec, bool)> {
     let (ep, dep) = pick_deployment(ws, &spec)?;
     let model: Model = ws.get(&dep.model.name, &dep.model.version)?;
     let env: Environment = ws.get(&dep.environment.name, &dep.environment.version)?;
@@ -69,10 +105,88 @@ pub fn create(ws: &mut Workspace, spec: InvokeSpec) -> Result<(Job, JobSpec)> {
         .insert("input_data".into(), JobInput { kind: input_type, path: spec.input.clone(), url: redact(&input.url) });
     job.outputs
         .insert("score".into(), JobInput { kind: "uri_folder".into(), path: output_path, url: redact(&output.url) });
-    ws.write(|tx| store::insert(tx, &job))?;
+    if queue.is_some() {
+        job.status = JobStatus::Queued;
+    }
+    let (job, new) = ws.write(|tx| insert_job(tx, job, queue))?;
     let deployment = Deployment { settings: raw, ignored: dep.not_used.clone(), notes: dep.notes.clone() };
     let options = JobOptions { clean_staging: false, signals: true };
-    Ok((job, JobSpec { settings, deployment, options, job_id: Some(name) }))
+    Ok((job, JobSpec { settings, deployment, options, job_id: Some(name) }, new))
+}
+
+/// Inserts a job; for a queue, inside its bound and under its idempotency key (a twin that won
+/// the key first is returned instead).
+fn insert_job(
+    tx: &rusqlite::Transaction,
+    job: Job,
+    queue: Option<&Queueing>,
+) -> std::result::Result<(Job, bool), CatalogError> {
+    use rusqlite::OptionalExtension;
+    let Some(q) = queue else {
+        store::insert(tx, &job)?;
+        return Ok((job, true));
+    };
+    if let Some(key) = &q.idempotency_key {
+        let twin: Option<String> = tx
+            .query_row("SELECT job FROM idempotency_keys WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(store::sqlite)?;
+        if let Some(name) = twin {
+            let twin = store::find_in(tx, &name, "")?.ok_or_else(|| CatalogError::not_found("job", name))?;
+            return Ok((twin, false));
+        }
+    }
+    let queued: i64 =
+        tx.query_row("SELECT COUNT(*) FROM jobs WHERE status = 'Queued'", [], |r| r.get(0)).map_err(store::sqlite)?;
+    if queued as usize >= q.max_queued {
+        return Err(CatalogError::QueueFull { queued: queued as usize });
+    }
+    store::insert(tx, &job)?;
+    if let Some(key) = &q.idempotency_key {
+        tx.execute(
+            "INSERT INTO idempotency_keys (key, job, created_at) VALUES (?1, ?2, ?3)",
+            rusqlite::params![key, job.name, crate::workspace::now()],
+        )
+        .map_err(store::sqlite)?;
+    }
+    Ok((job, true))
+}
+
+/// Takes the oldest Queued job for this process to run (marked Starting, with this process as
+/// its runner, in one write: two executors never take the same job).
+pub fn claim_next(ws: &mut Workspace) -> Result<Option<Job>> {
+    use rusqlite::OptionalExtension;
+    Ok(ws.write(|tx| {
+        let name: Option<String> = tx
+            .query_row("SELECT name FROM jobs WHERE status = 'Queued' ORDER BY seq LIMIT 1", [], |r| r.get(0))
+            .optional()
+            .map_err(store::sqlite)?;
+        let Some(name) = name else { return Ok(None) };
+        let mut job: Job = store::find_in(tx, &name, "")?.ok_or_else(|| CatalogError::not_found("job", &name))?;
+        job.status = JobStatus::Starting;
+        job.runner = Some(crate::workspace::assets::Runner { pid: std::process::id(), host: run::host_name() });
+        job.heartbeat_at = Some(crate::workspace::now());
+        store::update(tx, &job)?;
+        Ok(Some(job))
+    })?)
+}
+
+/// The engine spec of a job from its record: the recorded effective settings, with the
+/// storage options its datastores give now (the record keeps their keys only).
+pub fn spec_for(ws: &Workspace, job: &Job) -> Result<JobSpec> {
+    let mut raw = job.settings.clone();
+    let mut lists = Vec::new();
+    for j in job.inputs.values().chain(job.outputs.values()) {
+        lists.push(ws.resolve(&j.path)?.storage_options);
+    }
+    lists.push(refs::datastore_options(&ws.get(crate::workspace::DEFAULT_DATASTORE, "")?));
+    raw.storage_options = Some(merge_options(&lists.iter().collect::<Vec<_>>()));
+    let settings = raw.clone().resolve(&format!("job {}", job.name))?;
+    let dep: Option<BatchDeployment> = ws.find(&job.endpoint_name, &job.deployment_name)?;
+    let (ignored, notes) = dep.map(|d| (d.not_used, d.notes)).unwrap_or_default();
+    let deployment = Deployment { settings: raw, ignored, notes };
+    let options = JobOptions { clean_staging: false, signals: false };
+    Ok(JobSpec { settings, deployment, options, job_id: Some(job.name.clone()) })
 }
 
 /// The endpoint, and the deployment asked for or its default.

@@ -1,0 +1,57 @@
+//! Errors as the REST API answers them: a status and `{"error": {"code", "message"}}`, with the
+//! same messages the CLI prints (scrubbed of secrets).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::service::{ErrorKind, ServiceError};
+
+/// One refused or failed request.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into() }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "BadRequest", message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", message)
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> ApiError {
+        let (status, code) = match e.kind() {
+            ErrorKind::Invalid => (StatusCode::BAD_REQUEST, "BadRequest"),
+            ErrorKind::NotFound => (StatusCode::NOT_FOUND, "NotFound"),
+            ErrorKind::Conflict => (StatusCode::CONFLICT, "Conflict"),
+            ErrorKind::Busy => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequests"),
+            ErrorKind::Failed => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message = crate::secrets::scrub(&self.message).into_owned();
+        let body = serde_json::json!({"error": {"code": self.code, "message": message}});
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

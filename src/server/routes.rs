@@ -1,0 +1,388 @@
+//! The routes: Azure's resource paths (without the subscription prefix), each a thin call into
+//! `service` on a workspace opened for the request (SQLite is blocking: on a blocking thread).
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::service::endpoints::{self, DeploymentSpec, EndpointSpec};
+use crate::service::jobs::{self, InvokeSpec, Queueing};
+use crate::service::models::{self, ModelSpec};
+use crate::service::{self as svc, tokens};
+use crate::workspace::assets::{self, Job};
+use crate::workspace::{Tags, Workspace};
+
+type ApiResult = Result<Response, ApiError>;
+
+/// Runs `f` on the workspace, on a blocking thread.
+pub async fn with_ws<T, F>(state: &AppState, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Workspace) -> svc::Result<T> + Send + 'static,
+{
+    let root = state.root.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut ws = Workspace::open(&root)?;
+        f(&mut ws)
+    })
+    .await
+    .map_err(|_| ApiError::internal("the request's worker stopped"))?
+    .map_err(ApiError::from)
+}
+
+fn ok<T: serde::Serialize>(v: T) -> ApiResult {
+    Ok(Json(serde_json::to_value(v).map_err(|e| ApiError::internal(e.to_string()))?).into_response())
+}
+
+/// A list, as Azure answers a collection: `{"value": [...]}`.
+fn list<T: serde::Serialize>(v: Vec<T>) -> ApiResult {
+    ok(json!({ "value": v }))
+}
+
+/// A body that is JSON, or a 400 naming what is wrong with it.
+fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    b.map(|Json(v)| v).map_err(|e| {
+        let status = e.status();
+        let code = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "PayloadTooLarge",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "UnsupportedMediaType",
+            StatusCode::UNPROCESSABLE_ENTITY => "UnprocessableEntity",
+            _ => "BadRequest",
+        };
+        ApiError::new(status, code, format!("the request body: {}", e.body_text()))
+    })
+}
+
+pub async fn health() -> Response {
+    Json(json!({"status": "ok"})).into_response()
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "NotFound", "no such route; see /openapi.json")
+}
+
+// Models
+
+pub async fn list_models(State(s): State<AppState>) -> ApiResult {
+    list(with_ws(&s, |ws| models::list(ws, None)).await?)
+}
+
+pub async fn model_versions(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult {
+    list(with_ws(&s, move |ws| models::list(ws, Some(&name))).await?)
+}
+
+pub async fn show_model(State(s): State<AppState>, Path((name, version)): Path<(String, String)>) -> ApiResult {
+    ok(with_ws(&s, move |ws| models::show(ws, &name, Some(&version).filter(|v| *v != "latest").map(|v| v.as_str())))
+        .await?)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelBody {
+    path: String,
+    version: Option<String>,
+    description: Option<String>,
+    #[serde(default)]
+    tags: Tags,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+pub async fn create_model(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    b: Result<Json<ModelBody>, JsonRejection>,
+) -> ApiResult {
+    let b = body(b)?;
+    let spec =
+        ModelSpec { name, version: b.version, path: b.path, description: b.description, tags: b.tags, kind: b.kind };
+    let m = with_ws(&s, move |ws| models::create(ws, spec)).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::to_value(m).unwrap_or_default())).into_response())
+}
+
+pub async fn delete_model(State(s): State<AppState>, Path((name, version)): Path<(String, String)>) -> ApiResult {
+    with_ws(&s, move |ws| models::delete(ws, &name, &version)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// The other registries, read-only here
+
+pub async fn list_environments(State(s): State<AppState>) -> ApiResult {
+    list(with_ws(&s, |ws| Ok(ws.list::<assets::Environment>(None, &[])?)).await?)
+}
+
+pub async fn show_environment(State(s): State<AppState>, Path((n, v)): Path<(String, String)>) -> ApiResult {
+    ok(with_ws(&s, move |ws| svc::environments::show(ws, &n, Some(&v).filter(|v| *v != "latest").map(|v| v.as_str())))
+        .await?)
+}
+
+pub async fn list_datastores(State(s): State<AppState>) -> ApiResult {
+    list(with_ws(&s, |ws| Ok(ws.list::<assets::Datastore>(None, &[])?)).await?)
+}
+
+pub async fn show_datastore(State(s): State<AppState>, Path(n): Path<String>) -> ApiResult {
+    ok(with_ws(&s, move |ws| Ok(ws.get::<assets::Datastore>(&n, "")?)).await?)
+}
+
+pub async fn list_data(State(s): State<AppState>) -> ApiResult {
+    list(with_ws(&s, |ws| Ok(ws.list::<assets::Data>(None, &[])?)).await?)
+}
+
+pub async fn show_data(State(s): State<AppState>, Path((n, v)): Path<(String, String)>) -> ApiResult {
+    ok(with_ws(&s, move |ws| svc::data::show(ws, &n, Some(&v).filter(|v| *v != "latest").map(|v| v.as_str()))).await?)
+}
+
+// Endpoints and deployments
+
+pub async fn list_endpoints(State(s): State<AppState>) -> ApiResult {
+    list(with_ws(&s, |ws| Ok(ws.list::<assets::BatchEndpoint>(None, &[])?)).await?)
+}
+
+pub async fn show_endpoint(State(s): State<AppState>, Path(n): Path<String>) -> ApiResult {
+    ok(with_ws(&s, move |ws| Ok(ws.get::<assets::BatchEndpoint>(&n, "")?)).await?)
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointBody {
+    description: Option<String>,
+    #[serde(default)]
+    tags: Tags,
+    auth_mode: Option<String>,
+}
+
+pub async fn create_endpoint(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    b: Result<Json<EndpointBody>, JsonRejection>,
+) -> ApiResult {
+    let b = body(b)?;
+    let spec =
+        EndpointSpec { name, description: b.description, tags: b.tags, auth_mode: b.auth_mode, ..Default::default() };
+    let ep = with_ws(&s, move |ws| endpoints::create_endpoint(ws, spec)).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::to_value(ep).unwrap_or_default())).into_response())
+}
+
+pub async fn delete_endpoint(State(s): State<AppState>, Path(n): Path<String>) -> ApiResult {
+    with_ws(&s, move |ws| endpoints::delete_endpoint(ws, &n)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn list_deployments(State(s): State<AppState>, Path(e): Path<String>) -> ApiResult {
+    list(with_ws(&s, move |ws| Ok(ws.list::<assets::BatchDeployment>(Some(&e), &[])?)).await?)
+}
+
+pub async fn show_deployment(State(s): State<AppState>, Path((e, d)): Path<(String, String)>) -> ApiResult {
+    ok(with_ws(&s, move |ws| Ok(ws.get::<assets::BatchDeployment>(&e, &d)?)).await?)
+}
+
+/// PUT a deployment: the body is Azure's deployment YAML as JSON; it is created, or updated
+/// when it exists.
+pub async fn put_deployment(
+    State(s): State<AppState>,
+    Path((e, d)): Path<(String, String)>,
+    b: Result<Json<Value>, JsonRejection>,
+) -> ApiResult {
+    let doc = body(b)?;
+    let (dep, created) = with_ws(&s, move |ws| {
+        let base = std::env::current_dir().unwrap_or_default();
+        let doc = svc::yaml::AssetFile::from_json("the request body", &doc, &base)?;
+        let exists = ws.find::<assets::BatchDeployment>(&e, &d)?.is_some();
+        let spec = DeploymentSpec { doc: Some(doc), name: Some(d), endpoint_name: Some(e), ..Default::default() };
+        let (dep, _) =
+            if exists { endpoints::update_deployment(ws, spec)? } else { endpoints::create_deployment(ws, spec)? };
+        Ok((dep, !exists))
+    })
+    .await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(serde_json::to_value(dep).unwrap_or_default())).into_response())
+}
+
+pub async fn delete_deployment(State(s): State<AppState>, Path((e, d)): Path<(String, String)>) -> ApiResult {
+    with_ws(&s, move |ws| endpoints::delete_deployment(ws, &e, &d)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// Jobs
+
+/// A job as Azure's REST API shows one: `{id, name, type, properties: {status, ...}}`.
+pub fn job_view(job: &Job) -> Value {
+    json!({"id": job.id, "name": job.name, "type": "Microsoft.MachineLearningServices/workspaces/jobs", "properties": job})
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InvokeBody {
+    properties: InvokeProperties,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InvokeProperties {
+    input_data: BTreeMap<String, DataRef>,
+    #[serde(default)]
+    output_data: BTreeMap<String, DataRef>,
+    /// batchscore's setting overrides, Azure's names: `{"mini_batch_size": 5}`.
+    #[serde(default, rename = "settings", alias = "Settings")]
+    settings: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DataRef {
+    #[serde(rename = "JobInputType", alias = "JobOutputType", alias = "jobInputType", alias = "jobOutputType")]
+    kind: Option<String>,
+    #[serde(rename = "Uri", alias = "uri")]
+    uri: String,
+}
+
+/// `POST /batchEndpoints/{endpoint}/jobs`: Azure's invoke body; 202 and the job to poll.
+pub async fn invoke(
+    State(s): State<AppState>,
+    Path(endpoint): Path<String>,
+    headers: HeaderMap,
+    b: Result<Json<InvokeBody>, JsonRejection>,
+) -> ApiResult {
+    let b = body(b)?.properties;
+    let spec = invoke_spec(endpoint.clone(), &headers, b)?;
+    let key = header_text(&headers, "idempotency-key")?;
+    let queue = Queueing { max_queued: s.max_queued, idempotency_key: key };
+    let (job, new) = with_ws(&s, move |ws| jobs::submit(ws, spec, queue)).await?;
+    if new {
+        s.executor.wake();
+    }
+    let location = format!("/batchEndpoints/{endpoint}/jobs/{}", job.name);
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(job_view(&job))).into_response())
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Result<Option<String>, ApiError> {
+    headers
+        .get(name)
+        .map(|v| {
+            v.to_str()
+                .map(|s| s.trim().to_string())
+                .map_err(|_| ApiError::bad_request(format!("header {name}: not text")))
+        })
+        .transpose()
+        .and_then(|v| match v {
+            Some(t) if t.is_empty() || t.len() > 200 => {
+                Err(ApiError::bad_request(format!("header {name}: 1 to 200 characters")))
+            }
+            other => Ok(other),
+        })
+}
+
+fn invoke_spec(endpoint: String, headers: &HeaderMap, p: InvokeProperties) -> Result<InvokeSpec, ApiError> {
+    let mut inputs = p.input_data.into_values();
+    let (Some(input), None) = (inputs.next(), inputs.next()) else {
+        return Err(ApiError::bad_request(
+            "properties.InputData: give exactly one input, such as {\"heart_dataset\": {\"JobInputType\": \"UriFolder\", \"Uri\": \"...\"}}",
+        ));
+    };
+    let mut outputs = p.output_data.into_values();
+    let output = outputs.next();
+    if outputs.next().is_some() {
+        return Err(ApiError::bad_request("properties.OutputData: a batch job has one output (score)"));
+    }
+    let kind = |k: &Option<String>, field: &str| match k.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("urifolder") | Some("uri_folder") => Ok(Some("uri_folder".to_string())),
+        Some("urifile") | Some("uri_file") => Ok(Some("uri_file".to_string())),
+        Some(other) => Err(ApiError::bad_request(format!("{field}: {other:?}; use UriFolder or UriFile"))),
+    };
+    let sets = p
+        .settings
+        .into_iter()
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                match v {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                }
+            )
+        })
+        .collect();
+    Ok(InvokeSpec {
+        endpoint,
+        deployment: header_text(headers, "azureml-model-deployment")?,
+        input_type: kind(&input.kind, "properties.InputData.JobInputType")?,
+        input: input.uri,
+        output_path: output.map(|o| o.uri),
+        sets,
+        ..Default::default()
+    })
+}
+
+pub async fn endpoint_jobs(State(s): State<AppState>, Path(e): Path<String>) -> ApiResult {
+    let jobs = with_ws(&s, move |ws| jobs::list(ws, Some(&e), None, None)).await?;
+    ok(json!({"value": jobs.iter().map(job_view).collect::<Vec<_>>()}))
+}
+
+pub async fn list_jobs(State(s): State<AppState>) -> ApiResult {
+    let jobs = with_ws(&s, |ws| jobs::list(ws, None, None, None)).await?;
+    ok(json!({"value": jobs.iter().map(job_view).collect::<Vec<_>>()}))
+}
+
+pub async fn show_job(State(s): State<AppState>, Path(job): Path<String>) -> ApiResult {
+    ok(job_view(&with_ws(&s, move |ws| jobs::show(ws, &job)).await?))
+}
+
+pub async fn show_endpoint_job(State(s): State<AppState>, Path((e, job)): Path<(String, String)>) -> ApiResult {
+    let j = with_ws(&s, move |ws| jobs::show(ws, &job)).await?;
+    if j.endpoint_name != e {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("job {} is not a job of endpoint {e}", j.name),
+        ));
+    }
+    ok(job_view(&j))
+}
+
+pub async fn cancel_job(State(s): State<AppState>, Path(job): Path<String>) -> ApiResult {
+    ok(job_view(&with_ws(&s, move |ws| jobs::cancel(ws, &job)).await?))
+}
+
+pub async fn cancel_endpoint_job(State(s): State<AppState>, Path((_e, job)): Path<(String, String)>) -> ApiResult {
+    ok(job_view(&with_ws(&s, move |ws| jobs::cancel(ws, &job)).await?))
+}
+
+/// `GET /jobs/{job}/logs`: the job's progress lines as they are written, until it ends
+/// (chunked, one line each).
+pub async fn job_logs(State(s): State<AppState>, Path(job): Path<String>) -> ApiResult {
+    let name = job.clone();
+    with_ws(&s, move |ws| jobs::show(ws, &name)).await?;
+    let state = (s, job, 0i64, false);
+    let stream = futures::stream::unfold(state, |(s, job, after, done)| async move {
+        if done {
+            return None;
+        }
+        loop {
+            let (name, a) = (job.clone(), after);
+            let got =
+                with_ws(&s, move |ws| Ok((jobs::events(ws, &name, a)?, jobs::show(ws, &name)?.status.is_terminal())))
+                    .await;
+            let Ok((lines, ended)) = got else { return None };
+            if !lines.is_empty() || ended {
+                let last = lines.last().map(|(seq, _)| *seq).unwrap_or(after);
+                let text: String = lines.into_iter().map(|(_, l)| l + "\n").collect();
+                return Some((Ok::<_, std::io::Error>(text), (s, job, last, ended)));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    });
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], Body::from_stream(stream)).into_response())
+}
+
+// Tokens (admin)
+
+pub async fn list_tokens(State(s): State<AppState>) -> ApiResult {
+    list(with_ws(&s, |ws| tokens::list(ws)).await?)
+}

@@ -1,0 +1,301 @@
+//! `batchscore serve` over a real socket: the batch endpoint workflow by REST with Azure's
+//! invoke body, tokens and scopes, refusals as JSON, the bounded queue (429), idempotent
+//! retries, cancel, and queued jobs surviving a restart.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::catalog::{bs, bs_cmd, json};
+use common::servers::request;
+use common::*;
+use serde_json::{Value, json as j};
+
+/// A running `batchscore serve` on a free port.
+struct Serve {
+    child: Child,
+    port: u16,
+}
+
+impl Serve {
+    fn start(ws: &Path, extra: &[&str]) -> Serve {
+        let mut args = vec!["serve", "--bind", "127.0.0.1:0"];
+        args.extend(extra);
+        let mut cmd = bs_cmd(ws, &args);
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let port = loop {
+            let line = lines.next().expect("serve printed its address").unwrap();
+            if let Some(addr) = line.split("listening on http://").nth(1) {
+                break addr.rsplit(':').next().unwrap().trim().parse().unwrap();
+            }
+        };
+        // Keep reading its log so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        Serve { child, port }
+    }
+
+    /// A request; returns the status, the headers and the body as JSON (Null if not JSON).
+    fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> (u16, String, Value) {
+        let mut headers = vec![("Content-Type", "application/json".to_string())];
+        if let Some(t) = token {
+            headers.push(("Authorization", format!("Bearer {t}")));
+        }
+        self.raw(method, path, &headers, body.map(|b| b.to_string()).unwrap_or_default().as_bytes())
+    }
+
+    fn raw(&self, method: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> (u16, String, Value) {
+        let r = request(self.port, method, path, headers, body).unwrap();
+        (r.status, r.head.clone(), serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+    }
+
+    fn stop(mut self) {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "serve exits cleanly on SIGTERM: {status:?}");
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn workspace() -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempdir();
+    let ws = tmp.path().join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    bs(&ws, &["workspace", "create"]).expect_code(0);
+    (tmp, ws)
+}
+
+fn token(ws: &Path, name: &str, scope: &str) -> String {
+    json(ws, &["token", "create", "-n", name, "--scope", scope])["token"].as_str().unwrap().to_string()
+}
+
+fn invoke_body(input: &str) -> Value {
+    j!({"properties": {"InputData": {"iris": {"JobInputType": "UriFolder", "Uri": input}}}})
+}
+
+/// Polls a job until it ends; returns its view.
+fn wait_for(s: &Serve, path: &str, token: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let (status, _, v) = s.call("GET", path, Some(token), None);
+        assert_eq!(status, 200, "{v}");
+        if ["Completed", "Failed", "Canceled"].contains(&v["properties"]["status"].as_str().unwrap_or_default()) {
+            return v;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "the job did not end: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// An endpoint `iris-ep` with deployment `blue`, made over REST.
+fn iris_by_rest(s: &Serve, admin: &str) {
+    let (st, _, v) = s.call("PUT", "/batchEndpoints/iris-ep", Some(admin), Some(&j!({"description": "iris"})));
+    assert_eq!(st, 201, "{v}");
+    let (st, _, v) =
+        s.call("POST", "/models/iris/versions", Some(admin), Some(&j!({"path": model("iris_zipmap.onnx")})));
+    assert_eq!((st, v["version"].as_str()), (201, Some("1")), "{v}");
+    let dep =
+        j!({"model": "azureml:iris:1", "settings": {"mini_batch_size": 1}, "batchscore": {"passthrough": ["id"]}});
+    let (st, _, v) = s.call("PUT", "/batchEndpoints/iris-ep/deployments/blue", Some(admin), Some(&dep));
+    assert_eq!(st, 201, "{v}");
+}
+
+#[test]
+fn the_batch_endpoint_workflow_over_rest_with_azures_invoke_body() {
+    let (_tmp, ws) = workspace();
+    let admin = token(&ws, "ops", "admin");
+    let s = Serve::start(&ws, &[]);
+    iris_by_rest(&s, &admin);
+    let (st, _, ep) = s.call("GET", "/batchEndpoints/iris-ep", Some(&admin), None);
+    assert_eq!((st, ep["defaults"]["deployment_name"].as_str()), (200, Some("blue")));
+    let (st, head, job) =
+        s.call("POST", "/batchEndpoints/iris-ep/jobs", Some(&admin), Some(&invoke_body(&data("iris"))));
+    assert_eq!(st, 202, "{job}");
+    let name = job["name"].as_str().unwrap().to_string();
+    let location = format!("/batchEndpoints/iris-ep/jobs/{name}");
+    assert!(head.to_ascii_lowercase().contains(&format!("location: {}", location.to_ascii_lowercase())), "{head}");
+    let done = wait_for(&s, &location, &admin);
+    assert_eq!(done["properties"]["status"], "Completed", "{done}");
+    assert_eq!(done["properties"]["counts"]["rows_scored"], 150);
+    // The same job from the CLI gives the same predictions.
+    let cli = json(&ws, &["batch-endpoint", "invoke", "-n", "iris-ep", "--input", &data("iris")]);
+    let out = |job: &str| ws.join(format!(".batchscore/workspaceblobstore/azureml/{job}/score/predictions.csv"));
+    assert_eq!(std::fs::read(out(&name)).unwrap(), std::fs::read(out(cli["name"].as_str().unwrap())).unwrap());
+    // Listings, logs, and the job under /jobs too.
+    let (_, _, jobs) = s.call("GET", "/batchEndpoints/iris-ep/jobs", Some(&admin), None);
+    assert_eq!(jobs["value"].as_array().unwrap().len(), 2);
+    let logs =
+        request(s.port, "GET", &format!("/jobs/{name}/logs"), &[("Authorization", format!("Bearer {admin}"))], b"")
+            .unwrap();
+    assert_eq!(logs.status, 200);
+    assert!(logs.text().contains("Completed: 150 rows"), "{}", logs.text());
+    let (st, _, v) = s.call("GET", &format!("/jobs/{name}"), Some(&admin), None);
+    assert_eq!((st, v["properties"]["status"].as_str()), (200, Some("Completed")));
+    let (st, _, v) = s.call("GET", "/models", Some(&admin), None);
+    assert_eq!((st, v["value"][0]["name"].as_str()), (200, Some("iris")));
+    // A deployment header picks another deployment; a missing one is named.
+    let mut headers =
+        vec![("Authorization", format!("Bearer {admin}")), ("azureml-model-deployment", "green".to_string())];
+    headers.push(("Content-Type", "application/json".into()));
+    let (st, _, v) =
+        s.raw("POST", "/batchEndpoints/iris-ep/jobs", &headers, invoke_body(&data("iris")).to_string().as_bytes());
+    assert_eq!(st, 404, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("green"), "{v}");
+    s.stop();
+}
+
+#[test]
+fn tokens_scopes_and_refusals() {
+    let (_tmp, ws) = workspace();
+    let admin = token(&ws, "ops", "admin");
+    let reader = token(&ws, "reader", "read");
+    let invoker = token(&ws, "app", "invoke");
+    let s = Serve::start(&ws, &[]);
+    assert_eq!(s.call("GET", "/health", None, None).0, 200, "health needs no token");
+    let (st, head, v) = s.call("GET", "/models", None, None);
+    assert_eq!((st, v["error"]["code"].as_str()), (401, Some("Unauthorized")));
+    assert!(head.to_ascii_lowercase().contains("www-authenticate: bearer"), "{head}");
+    assert_eq!(s.call("GET", "/models", Some("bst_0000"), None).0, 401);
+    assert_eq!(s.call("GET", "/models", Some(&reader), None).0, 200);
+    iris_by_rest(&s, &admin);
+    let (st, _, v) = s.call("POST", "/batchEndpoints/iris-ep/jobs", Some(&reader), Some(&invoke_body(&data("iris"))));
+    assert_eq!((st, v["error"]["code"].as_str()), (403, Some("Forbidden")), "{v}");
+    assert_eq!(s.call("PUT", "/batchEndpoints/other-ep", Some(&invoker), Some(&j!({}))).0, 403, "invoke cannot create");
+    let (st, _, job) =
+        s.call("POST", "/batchEndpoints/iris-ep/jobs", Some(&invoker), Some(&invoke_body(&data("iris"))));
+    assert_eq!(st, 202, "{job}");
+    bs(&ws, &["token", "revoke", "-n", "app"]).expect_code(0);
+    assert_eq!(s.call("GET", "/models", Some(&invoker), None).0, 401, "revoked");
+    // Bad requests are JSON refusals naming what is wrong; nothing is a 500.
+    let (st, _, v) = s.call("GET", "/no/such/route", Some(&admin), None);
+    assert_eq!((st, v["error"]["code"].as_str()), (404, Some("NotFound")));
+    let bad = s.raw(
+        "POST",
+        "/batchEndpoints/iris-ep/jobs",
+        &[("Authorization", format!("Bearer {admin}")), ("Content-Type", "application/json".into())],
+        b"{\"properties\": ",
+    );
+    assert_eq!(bad.0, 400, "{}", bad.2);
+    assert!(bad.2["error"]["message"].as_str().unwrap().contains("request body"), "{}", bad.2);
+    let (st, _, v) =
+        s.call("POST", "/batchEndpoints/iris-ep/jobs", Some(&admin), Some(&j!({"properties": {"InputData": {}}})));
+    assert!(st == 400 && v["error"]["message"].as_str().unwrap().contains("InputData"), "{st} {v}");
+    let (st, _, v) = s.call("PUT", "/batchEndpoints/a..b", Some(&admin), Some(&j!({})));
+    assert!(st == 400 && v["error"]["message"].as_str().unwrap().contains("a..b"), "{st} {v}");
+    let big = vec![b' '; 2 << 20];
+    let (st, _, _) = s.raw(
+        "PUT",
+        "/batchEndpoints/big-ep",
+        &[("Authorization", format!("Bearer {admin}")), ("Content-Type", "application/json".into())],
+        &big,
+    );
+    assert_eq!(st, 413);
+    let (st, _, v) = s.call("POST", "/batchEndpoints/iris-ep/jobs", Some(&admin), Some(&invoke_body("azureml:nope:1")));
+    assert!(st == 404 && v["error"]["message"].as_str().unwrap().contains("azureml:nope:1"), "{st} {v}");
+    assert_eq!(s.call("GET", "/health", None, None).0, 200, "still serving");
+    s.stop();
+}
+
+#[test]
+fn a_bounded_queue_idempotent_retries_cancel_and_a_restart() {
+    let (_tmp, ws) = workspace();
+    let admin = token(&ws, "ops", "admin");
+    bs(&ws, &["model", "create", "-n", "slow", "-p", &model("slow.onnx")]).expect_code(0);
+    bs(&ws, &["batch-endpoint", "create", "-n", "slow-ep"]).expect_code(0);
+    std::fs::write(
+        ws.join("slow.yml"),
+        "name: only\nendpoint_name: slow-ep\nmodel: azureml:slow:1\nbatchscore:\n  passthrough: [id]\n",
+    )
+    .unwrap();
+    bs(&ws, &["batch-deployment", "create", "-f", "slow.yml"]).expect_code(0);
+    let s = Serve::start(&ws, &["--max-queued-jobs", "1"]);
+    iris_by_rest(&s, &admin);
+    let slow =
+        j!({"properties": {"InputData": {"d": {"JobInputType": "UriFile", "Uri": data("broken/tabular/good.csv")}}}});
+    let (st, _, first) = s.call("POST", "/batchEndpoints/slow-ep/jobs", Some(&admin), Some(&slow));
+    assert_eq!(st, 202, "{first}");
+    let first = first["name"].as_str().unwrap().to_string();
+    // Wait until the executor took it, so the queue is empty again.
+    let started = Instant::now();
+    while s.call("GET", &format!("/jobs/{first}"), Some(&admin), None).2["properties"]["status"] != "Running" {
+        assert!(started.elapsed() < Duration::from_secs(90), "the first job did not start");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // One may wait; a retry with the same key is the same job; the next is refused with 429.
+    let keyed = |key: &str| {
+        let headers = [
+            ("Authorization", format!("Bearer {admin}")),
+            ("Content-Type", "application/json".into()),
+            ("Idempotency-Key", key.to_string()),
+        ];
+        s.raw("POST", "/batchEndpoints/iris-ep/jobs", &headers, invoke_body(&data("iris")).to_string().as_bytes())
+    };
+    let (st, _, queued) = keyed("k-1");
+    assert_eq!((st, queued["properties"]["status"].as_str()), (202, Some("Queued")), "{queued}");
+    let (st, _, again) = keyed("k-1");
+    assert_eq!((st, &again["name"]), (202, &queued["name"]), "a retried POST returns the same job");
+    let (st, head, v) = keyed("k-2");
+    assert_eq!((st, v["error"]["code"].as_str()), (429, Some("TooManyRequests")), "{v}");
+    assert!(head.to_ascii_lowercase().contains("retry-after:"), "{head}");
+    assert_eq!(
+        bs(&ws, &["job", "list", "-o", "json"]).stdout.matches("\"name\": \"batchjob-").count(),
+        2,
+        "none lost, none doubled"
+    );
+    // SIGTERM: the running job is canceled, the queued one stays queued...
+    s.stop();
+    let shown = |name: &str| json(&ws, &["job", "show", "-n", name]);
+    assert_eq!(shown(&first)["status"], "Canceled");
+    let queued = queued["name"].as_str().unwrap().to_string();
+    assert_eq!(shown(&queued)["status"], "Queued");
+    // ...and runs when the server starts again.
+    let s = Serve::start(&ws, &[]);
+    let done = wait_for(&s, &format!("/jobs/{queued}"), &admin);
+    assert_eq!(done["properties"]["status"], "Completed", "{done}");
+    // Cancel by REST.
+    let (_, _, third) = s.call("POST", "/batchEndpoints/slow-ep/jobs", Some(&admin), Some(&slow));
+    let third = third["name"].as_str().unwrap().to_string();
+    let (st, _, v) = s.call("POST", &format!("/jobs/{third}/cancel"), Some(&admin), None);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(wait_for(&s, &format!("/jobs/{third}"), &admin)["properties"]["status"], "Canceled");
+    s.stop();
+}
+
+#[test]
+fn invoke_no_wait_queues_for_a_running_server() {
+    let (_tmp, ws) = workspace();
+    let admin = token(&ws, "ops", "admin");
+    let s = Serve::start(&ws, &[]);
+    iris_by_rest(&s, &admin);
+    let run = bs(
+        &ws,
+        &[
+            "batch-endpoint",
+            "invoke",
+            "-n",
+            "iris-ep",
+            "--input",
+            &data("iris"),
+            "--no-wait",
+            "--query",
+            "name",
+            "-o",
+            "tsv",
+        ],
+    );
+    run.expect_code(0).stderr_has(&["queued"]);
+    let name = run.stdout.trim().to_string();
+    assert_eq!(wait_for(&s, &format!("/jobs/{name}"), &admin)["properties"]["status"], "Completed");
+    s.stop();
+}
