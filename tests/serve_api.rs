@@ -299,3 +299,108 @@ fn invoke_no_wait_queues_for_a_running_server() {
     assert_eq!(wait_for(&s, &format!("/jobs/{name}"), &admin)["properties"]["status"], "Completed");
     s.stop();
 }
+
+#[test]
+fn the_registry_over_rest_and_patches_that_only_change_description_and_tags() {
+    let (_tmp, ws) = workspace();
+    let admin = token(&ws, "ops", "admin");
+    let s = Serve::start(&ws, &[]);
+    iris_by_rest(&s, &admin);
+    let a = Some(admin.as_str());
+    let (st, _, v) =
+        s.call("PATCH", "/models/iris/versions/1", a, Some(&j!({"description": "d", "tags": {"team": "x"}})));
+    assert_eq!((st, v["tags"]["team"].as_str()), (200, Some("x")), "{v}");
+    let (st, _, v) = s.call("PATCH", "/models/iris/versions/1", a, Some(&j!({"path": "/elsewhere.onnx"})));
+    assert!(st == 400 && v["error"]["message"].as_str().unwrap().contains("only the description and tags"), "{st} {v}");
+    let env = j!({"image": "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04", "runtime": {"execution_provider": "cpu", "intra_op_num_threads": 1}});
+    let (st, _, v) = s.call("POST", "/environments/tuned/versions", a, Some(&env));
+    assert_eq!((st, v["version"].as_str()), (201, Some("1")), "{v}");
+    let ds = j!({"type": "azure_blob", "account_name": "acct", "container_name": "c", "credentials": {"account_key": "SECRET-KEY-123"}});
+    let (st, _, v) = s.call("PUT", "/datastores/blobby", a, Some(&ds));
+    assert_eq!(st, 201, "{v}");
+    assert!(
+        !v.to_string().contains("SECRET-KEY-123") && v["warnings"][0].as_str().unwrap().contains("not stored"),
+        "{v}"
+    );
+    let (st, _, v) =
+        s.call("POST", "/data/iris-data/versions", a, Some(&j!({"type": "uri_folder", "path": data("iris")})));
+    assert_eq!(st, 201, "{v}");
+    let (st, _, v) =
+        s.call("PATCH", "/batchEndpoints/iris-ep", a, Some(&j!({"defaults": {"deployment_name": "nope"}})));
+    assert!(st == 404 && v["error"]["message"].as_str().unwrap().contains("nope"), "{st} {v}");
+    let (st, _, v) = s.call("POST", "/tokens", a, Some(&j!({"name": "ci", "scope": "read", "expires": "1d"})));
+    assert_eq!(st, 201, "{v}");
+    let ci = v["token"].as_str().unwrap().to_string();
+    assert_eq!(s.call("GET", "/models", Some(&ci), None).0, 200);
+    let (_, _, listed) = s.call("GET", "/tokens", a, None);
+    assert!(!listed.to_string().contains(&ci), "tokens are never listed");
+    assert_eq!(s.call("DELETE", "/tokens/ci", a, None).0, 200);
+    assert_eq!(s.call("GET", "/models", Some(&ci), None).0, 401);
+    assert_eq!(s.call("DELETE", "/models/iris/versions/1", a, None).0, 409, "in use by blue");
+    assert_eq!(s.call("DELETE", "/batchEndpoints/iris-ep", a, None).0, 204);
+    assert_eq!(s.call("DELETE", "/models/iris/versions/1", a, None).0, 204);
+    s.stop();
+}
+
+#[test]
+fn hundreds_of_hostile_requests_get_clean_refusals_and_the_server_keeps_serving() {
+    let (_tmp, ws) = workspace();
+    let admin = token(&ws, "ops", "admin");
+    let s = Serve::start(&ws, &[]);
+    iris_by_rest(&s, &admin);
+    let names = [
+        "..",
+        "..%2F..%2Fetc%2Fpasswd",
+        "%2e%2e%2f%2e%2e",
+        "a%00b",
+        "a'%3B%20DROP%20TABLE%20models%3B--",
+        "%3Cscript%3E",
+        "%7B%7B7*7%7D%7D",
+        "%F0%9F%92%A9",
+        "x%20y",
+        "-leading",
+        "$(id)",
+        "a.b",
+        "name%0D%0AX-Injected:%201",
+    ];
+    let long = "n".repeat(300);
+    let mut paths = Vec::new();
+    for n in names.iter().copied().chain([long.as_str()]) {
+        for p in [
+            format!("/models/{n}/versions"),
+            format!("/models/{n}/versions/{n}"),
+            format!("/batchEndpoints/{n}"),
+            format!("/batchEndpoints/{n}/jobs"),
+            format!("/batchEndpoints/iris-ep/deployments/{n}"),
+            format!("/jobs/{n}"),
+            format!("/jobs/{n}/cancel"),
+            format!("/datastores/{n}"),
+        ] {
+            paths.push(p);
+        }
+    }
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let bodies: [&[u8]; 5] =
+        [b"", b"{", b"{\"path\": \"/etc/passwd\", \"properties\": 1}", b"\xff\xfe\x00", deep.as_bytes()];
+    let mut sent = 0;
+    for (i, path) in paths.iter().enumerate() {
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            let b = bodies[(i + sent) % bodies.len()];
+            let headers = [("Authorization", format!("Bearer {admin}")), ("Content-Type", "application/json".into())];
+            let r = request(s.port, method, path, &headers, b).unwrap();
+            sent += 1;
+            assert!(r.status < 500, "{method} {path}: {} {}", r.status, r.text());
+            if r.status >= 400 && r.status != 405 && !r.body.is_empty() {
+                let v: Value = serde_json::from_slice(&r.body)
+                    .unwrap_or_else(|_| panic!("{method} {path}: not JSON: {}", r.text()));
+                assert!(v["error"]["code"].is_string(), "{method} {path}: {v}");
+            }
+            assert!(!r.head.contains("X-Injected"), "header injection through {path}");
+        }
+    }
+    assert!(sent >= 500, "{sent} requests");
+    assert_eq!(s.call("GET", "/health", None, None).0, 200, "still serving");
+    let (st, _, v) = s.call("GET", "/models", Some(&admin), None);
+    assert_eq!((st, v["value"].as_array().map(Vec::len)), (200, Some(1)), "the catalog is intact: {v}");
+    s.stop();
+}

@@ -51,15 +51,23 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/models", get(list_models))
         .route("/models/{name}/versions", get(model_versions).post(create_model))
-        .route("/models/{name}/versions/{version}", get(show_model).delete(delete_model))
+        .route("/models/{name}/versions/{version}", get(show_model).patch(patch_model).delete(delete_model))
         .route("/environments", get(list_environments))
-        .route("/environments/{name}/versions/{version}", get(show_environment))
+        .route("/environments/{name}/versions", post(create_environment))
+        .route(
+            "/environments/{name}/versions/{version}",
+            get(show_environment).patch(patch_environment).delete(delete_environment),
+        )
         .route("/datastores", get(list_datastores))
-        .route("/datastores/{name}", get(show_datastore))
+        .route("/datastores/{name}", get(show_datastore).put(put_datastore).delete(delete_datastore))
         .route("/data", get(list_data))
-        .route("/data/{name}/versions/{version}", get(show_data))
+        .route("/data/{name}/versions", post(create_data))
+        .route("/data/{name}/versions/{version}", get(show_data).patch(patch_data))
         .route("/batchEndpoints", get(list_endpoints))
-        .route("/batchEndpoints/{name}", get(show_endpoint).put(create_endpoint).delete(delete_endpoint))
+        .route(
+            "/batchEndpoints/{name}",
+            get(show_endpoint).put(create_endpoint).patch(patch_endpoint).delete(delete_endpoint),
+        )
         .route("/batchEndpoints/{name}/deployments", get(list_deployments))
         .route(
             "/batchEndpoints/{name}/deployments/{deployment}",
@@ -72,7 +80,8 @@ pub fn router(state: AppState) -> Router {
         .route("/jobs/{job}", get(show_job))
         .route("/jobs/{job}/cancel", post(cancel_job))
         .route("/jobs/{job}/logs", get(job_logs))
-        .route("/tokens", get(list_tokens))
+        .route("/tokens", get(list_tokens).post(create_token))
+        .route("/tokens/{name}", axum::routing::delete(revoke_token))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route("/health", get(health))

@@ -386,3 +386,142 @@ pub async fn job_logs(State(s): State<AppState>, Path(job): Path<String>) -> Api
 pub async fn list_tokens(State(s): State<AppState>) -> ApiResult {
     list(with_ws(&s, |ws| tokens::list(ws)).await?)
 }
+
+pub async fn create_token(State(s): State<AppState>, b: Result<Json<TokenBody>, JsonRejection>) -> ApiResult {
+    let b = body(b)?;
+    let scope = crate::workspace::assets::Scope::parse(&b.scope)
+        .ok_or_else(|| ApiError::bad_request(format!("scope {:?}: use read, invoke or admin", b.scope)))?;
+    let created = with_ws(&s, move |ws| {
+        let expires = tokens::parse_expiry(b.expires.as_deref().unwrap_or("90d"))?;
+        tokens::create(ws, &b.name, scope, expires)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(serde_json::to_value(created).unwrap_or_default())).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenBody {
+    name: String,
+    scope: String,
+    expires: Option<String>,
+}
+
+pub async fn revoke_token(State(s): State<AppState>, Path(n): Path<String>) -> ApiResult {
+    ok(with_ws(&s, move |ws| tokens::revoke(ws, &n)).await?)
+}
+
+// Creating the other assets from Azure's YAML as JSON, and PATCHing description and tags.
+
+/// The body as an asset document named `name` (the path's name wins over the body's).
+fn named_doc(v: Value, name: &str) -> Result<svc::yaml::AssetFile, ApiError> {
+    let Value::Object(mut m) = v else { return Err(ApiError::bad_request("the request body: expected a JSON object")) };
+    m.insert("name".into(), Value::String(name.to_string()));
+    let base = std::env::current_dir().unwrap_or_default();
+    svc::yaml::AssetFile::from_json("the request body", &Value::Object(m), &base).map_err(ApiError::from)
+}
+
+pub async fn create_environment(
+    State(s): State<AppState>,
+    Path(n): Path<String>,
+    b: Result<Json<Value>, JsonRejection>,
+) -> ApiResult {
+    let doc = named_doc(body(b)?, &n)?;
+    let env = with_ws(&s, move |ws| svc::environments::create(ws, svc::environments::EnvironmentSpec::from_doc(doc)?))
+        .await?;
+    Ok((StatusCode::CREATED, Json(serde_json::to_value(env).unwrap_or_default())).into_response())
+}
+
+pub async fn delete_environment(State(s): State<AppState>, Path((n, v)): Path<(String, String)>) -> ApiResult {
+    with_ws(&s, move |ws| svc::environments::delete(ws, &n, &v)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn put_datastore(
+    State(s): State<AppState>,
+    Path(n): Path<String>,
+    b: Result<Json<Value>, JsonRejection>,
+) -> ApiResult {
+    let doc = named_doc(body(b)?, &n)?;
+    let (ds, warnings) = with_ws(&s, move |ws| {
+        let (ds, warnings) = svc::datastores::from_doc(doc)?;
+        Ok((svc::datastores::create(ws, ds)?, warnings))
+    })
+    .await?;
+    let mut v = serde_json::to_value(ds).unwrap_or_default();
+    v["warnings"] = json!(warnings);
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+pub async fn delete_datastore(State(s): State<AppState>, Path(n): Path<String>) -> ApiResult {
+    with_ws(&s, move |ws| svc::datastores::delete(ws, &n)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn create_data(
+    State(s): State<AppState>,
+    Path(n): Path<String>,
+    b: Result<Json<Value>, JsonRejection>,
+) -> ApiResult {
+    let doc = named_doc(body(b)?, &n)?;
+    let d = with_ws(&s, move |ws| svc::data::create(ws, svc::data::DataSpec::from_doc(doc)?.0)).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::to_value(d).unwrap_or_default())).into_response())
+}
+
+/// A PATCH body as a [`svc::Change`]: `description`, `tags` (and for an endpoint
+/// `defaults.deployment_name`); any other field is refused with the CLI's reason.
+fn change_of(v: Value) -> Result<svc::Change, ApiError> {
+    let Value::Object(m) = v else { return Err(ApiError::bad_request("the request body: expected a JSON object")) };
+    let mut change = svc::Change::default();
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    for (k, v) in m {
+        match (k.as_str(), v) {
+            ("description", v) => change.description = Some(text(&v)),
+            ("tags", Value::Object(tags)) => change.tags.extend(tags.iter().map(|(k, v)| (k.clone(), text(v)))),
+            ("defaults", Value::Object(d)) => {
+                change.sets.extend(d.iter().map(|(k, v)| format!("defaults.{k}={}", text(v))))
+            }
+            (other, v) => change.sets.push(format!("{other}={}", text(&v))),
+        }
+    }
+    Ok(change)
+}
+
+pub async fn patch_model(
+    State(s): State<AppState>,
+    Path((n, v)): Path<(String, String)>,
+    b: Result<Json<Value>, JsonRejection>,
+) -> ApiResult {
+    let change = change_of(body(b)?)?;
+    ok(with_ws(&s, move |ws| models::update(ws, &n, &v, change)).await?)
+}
+
+pub async fn patch_environment(
+    State(s): State<AppState>,
+    Path((n, v)): Path<(String, String)>,
+    b: Result<Json<Value>, JsonRejection>,
+) -> ApiResult {
+    let change = change_of(body(b)?)?;
+    ok(with_ws(&s, move |ws| svc::environments::update(ws, &n, &v, change)).await?)
+}
+
+pub async fn patch_data(
+    State(s): State<AppState>,
+    Path((n, v)): Path<(String, String)>,
+    b: Result<Json<Value>, JsonRejection>,
+) -> ApiResult {
+    let change = change_of(body(b)?)?;
+    ok(with_ws(&s, move |ws| svc::data::update(ws, &n, &v, change)).await?)
+}
+
+pub async fn patch_endpoint(
+    State(s): State<AppState>,
+    Path(n): Path<String>,
+    b: Result<Json<Value>, JsonRejection>,
+) -> ApiResult {
+    let change = change_of(body(b)?)?;
+    ok(with_ws(&s, move |ws| endpoints::update_endpoint(ws, &n, change)).await?)
+}

@@ -23,7 +23,13 @@ pub struct DataSpec {
 impl DataSpec {
     /// Reads Azure's data YAML (`path` relative to the file); returns fields not used too.
     pub fn from_file(path: &Path) -> Result<(DataSpec, Vec<String>)> {
-        let f = AssetFile::load(path)?;
+        Self::from_doc(AssetFile::load(path)?)
+    }
+
+    /// The same from a parsed document (a REST body).
+    pub fn from_doc(f: AssetFile) -> Result<(DataSpec, Vec<String>)> {
+        let path = f.path.clone();
+        let path = path.as_path();
         let missing = |k: &str| ServiceError::invalid(format!("{}: {k}", path.display()), "missing");
         let spec = DataSpec {
             name: f.text("name")?.ok_or_else(|| missing("name"))?,

@@ -51,7 +51,13 @@ pub fn open(ds: &Datastore) -> Result<Location> {
 
 /// Reads a datastore YAML; returns the record and warnings (secrets dropped, fields not used).
 pub fn from_file(path: &Path) -> Result<(Datastore, Vec<String>)> {
-    let f = AssetFile::load(path)?;
+    from_doc(AssetFile::load(path)?)
+}
+
+/// The same from a parsed document (a REST body).
+pub fn from_doc(f: AssetFile) -> Result<(Datastore, Vec<String>)> {
+    let path = f.path.clone();
+    let path = path.as_path();
     let missing = |k: &str| ServiceError::invalid(format!("{}: {k}", path.display()), "missing");
     let name = f.text("name")?.ok_or_else(|| missing("name"))?;
     let kind = f.text("type")?.ok_or_else(|| missing("type"))?;

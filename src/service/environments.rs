@@ -23,7 +23,13 @@ pub struct EnvironmentSpec {
 impl EnvironmentSpec {
     /// Reads Azure's environment YAML, with batchscore's `runtime:` block.
     pub fn from_file(path: &Path) -> Result<EnvironmentSpec> {
-        let f = AssetFile::load(path)?;
+        Self::from_doc(AssetFile::load(path)?)
+    }
+
+    /// The same from a parsed document (a REST body).
+    pub fn from_doc(f: AssetFile) -> Result<EnvironmentSpec> {
+        let path = f.path.clone();
+        let path = path.as_path();
         let runtime = match f.doc.get("runtime") {
             None => Runtime { execution_provider: "cpu".into(), ..Default::default() },
             Some(v) => serde_yaml_ng::from_value(v.clone())
