@@ -18,6 +18,8 @@ use serde_json::{Value, json as j};
 struct Serve {
     child: Child,
     port: u16,
+    /// What it printed on stderr (its request log).
+    log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Serve {
@@ -35,8 +37,16 @@ impl Serve {
             }
         };
         // Keep reading its log so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.by_ref() {});
-        Serve { child, port }
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.by_ref().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        Serve { child, port, log }
     }
 
     /// A request; returns the status, the headers and the body as JSON (Null if not JSON).
@@ -152,6 +162,21 @@ fn the_batch_endpoint_workflow_over_rest_with_azures_invoke_body() {
         s.raw("POST", "/batchEndpoints/iris-ep/jobs", &headers, invoke_body(&data("iris")).to_string().as_bytes());
     assert_eq!(st, 404, "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("green"), "{v}");
+    // Monitoring: Prometheus text, and a request id on every answer.
+    let m = request(s.port, "GET", "/metrics", &[("Authorization", format!("Bearer {admin}"))], b"").unwrap();
+    let text = m.text();
+    assert_eq!(m.status, 200, "{text}");
+    assert!(m.head.to_ascii_lowercase().contains("x-request-id:"), "{}", m.head);
+    for needle in [
+        "batchscore_jobs{status=\"Completed\"} 2",
+        "batchscore_queue_length 0",
+        "batchscore_rows_scored_total 300",
+        "batchscore_http_requests_total{route=\"/batchEndpoints/{name}/jobs\",code=\"202\"} 1",
+        "batchscore_http_request_seconds_count{route=\"/batchEndpoints/{name}/jobs/{job}\",code=\"200\"}",
+    ] {
+        assert!(text.contains(needle), "{needle} not in:\n{text}");
+    }
+    assert!(!text.contains(&admin), "no token in the metrics");
     s.stop();
 }
 
@@ -204,6 +229,11 @@ fn tokens_scopes_and_refusals() {
     let (st, _, v) = s.call("POST", "/batchEndpoints/iris-ep/jobs", Some(&admin), Some(&invoke_body("azureml:nope:1")));
     assert!(st == 404 && v["error"]["message"].as_str().unwrap().contains("azureml:nope:1"), "{st} {v}");
     assert_eq!(s.call("GET", "/health", None, None).0, 200, "still serving");
+    let log = s.log.lock().unwrap().clone();
+    assert!(log.contains("\"request_id\"") && log.contains("\"status\":403"), "{log}");
+    for t in [&admin, &reader, &invoker] {
+        assert!(!log.contains(t.as_str()), "a token reached the log");
+    }
     s.stop();
 }
 

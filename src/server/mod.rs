@@ -3,7 +3,8 @@
 //! - [`routes`]: Azure's resource paths, each a call into `service` (the CLI's operations);
 //! - [`auth`]: bearer tokens with scopes on every route but `/health`;
 //! - [`executor`]: jobs run in the background, at most N at once, from a queue in the catalog;
-//! - [`error`]: every refusal as `{"error": {"code", "message"}}`.
+//! - [`error`]: every refusal as `{"error": {"code", "message"}}`;
+//! - [`observe`]: JSON request logs with a request id, and `/metrics`.
 //!
 //! It binds loopback by default. SIGTERM or Ctrl-C stops accepting requests, cancels the
 //! running jobs (they end Canceled, nothing published) and leaves queued ones Queued, to run
@@ -12,6 +13,7 @@
 pub mod auth;
 pub mod error;
 pub mod executor;
+pub mod observe;
 pub mod routes;
 
 use std::net::SocketAddr;
@@ -34,6 +36,7 @@ pub struct AppState {
     pub root: PathBuf,
     pub max_queued: usize,
     pub executor: Arc<executor::Executor>,
+    pub metrics: Arc<observe::Metrics>,
 }
 
 /// How `serve` runs.
@@ -80,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .route("/jobs/{job}", get(show_job))
         .route("/jobs/{job}/cancel", post(cancel_job))
         .route("/jobs/{job}/logs", get(job_logs))
+        .route("/metrics", get(observe::metrics))
         .route("/tokens", get(list_tokens).post(create_token))
         .route("/tokens/{name}", axum::routing::delete(revoke_token))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
@@ -87,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .merge(api)
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe::observe))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
@@ -102,7 +107,12 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServiceError> {
     jobs::list(&mut ws, None, None, None)?;
     drop(ws);
     let executor = Arc::new(executor::Executor::start(opts.root.clone(), opts.max_running).map_err(io("executor"))?);
-    let state = AppState { root: opts.root.clone(), max_queued: opts.max_queued, executor: executor.clone() };
+    let state = AppState {
+        root: opts.root.clone(),
+        max_queued: opts.max_queued,
+        executor: executor.clone(),
+        metrics: Default::default(),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(io("tokio runtime"))?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(opts.bind).await.map_err(io(&format!("bind {}", opts.bind)))?;

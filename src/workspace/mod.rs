@@ -199,6 +199,11 @@ impl Workspace {
         std::fs::remove_dir_all(&dot).map_err(|source| CatalogError::Io { path: dot, source })
     }
 
+    /// The connection, for read-only queries across kinds (metrics).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     /// The catalog file.
     pub fn db_path(&self) -> &Path {
         &self.db_path
