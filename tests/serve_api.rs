@@ -32,7 +32,7 @@ impl Serve {
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let port = loop {
             let line = lines.next().expect("serve printed its address").unwrap();
-            if let Some(addr) = line.split("listening on http://").nth(1) {
+            if let Some(addr) = line.split("listening on ").nth(1) {
                 break addr.rsplit(':').next().unwrap().trim().parse().unwrap();
             }
         };
@@ -432,5 +432,47 @@ fn hundreds_of_hostile_requests_get_clean_refusals_and_the_server_keeps_serving(
     assert_eq!(s.call("GET", "/health", None, None).0, 200, "still serving");
     let (st, _, v) = s.call("GET", "/models", Some(&admin), None);
     assert_eq!((st, v["value"].as_array().map(Vec::len)), (200, Some(1)), "the catalog is intact: {v}");
+    s.stop();
+}
+
+#[test]
+fn https_with_a_certificate_and_a_deadline_for_slow_clients() {
+    use std::io::{Read, Write};
+    let (tmp, ws) = workspace();
+    let (cert, key) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let admin = token(&ws, "ops", "admin");
+    let s = Serve::start(
+        &ws,
+        &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap(), "--client-timeout", "1"],
+    );
+    let url = format!("https://127.0.0.1:{}/models", s.port);
+    let curl = std::process::Command::new("curl")
+        .args(["-s", "--cacert", cert.to_str().unwrap(), "-H", &format!("Authorization: Bearer {admin}"), &url])
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&curl.stdout);
+    assert!(curl.status.success() && body.contains("\"value\""), "{body} {}", String::from_utf8_lossy(&curl.stderr));
+    // Plain HTTP to the TLS port gets nothing useful, and the server goes on.
+    assert!(request(s.port, "GET", "/health", &[], b"").map(|r| r.status != 200).unwrap_or(true));
+    // A client that connects and says nothing is dropped after the deadline.
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 16];
+    let _ = idle.write_all(b"");
+    let n = idle.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the server closed the stalled connection");
+    assert!(started.elapsed() < Duration::from_secs(15), "closed after the deadline: {:?}", started.elapsed());
+    // --bind on another address needs TLS or --insecure-http.
+    bs(&ws, &["serve", "--bind", "0.0.0.0:0"]).expect_code(2).stderr_has(&["--insecure-http"]);
     s.stop();
 }

@@ -23,31 +23,32 @@ pub struct ServeArgs {
     /// Allow plain HTTP on an address other than loopback (tokens then cross the network in clear).
     #[arg(long)]
     pub insecure_http: bool,
-    /// TLS certificate (PEM); not available yet.
+    /// TLS certificate chain (PEM): serve HTTPS.
     #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<std::path::PathBuf>,
-    /// TLS private key (PEM); not available yet.
+    /// TLS private key (PEM).
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// Seconds a client has to send its request head (and finish the TLS handshake).
+    #[arg(long, default_value_t = 10.0)]
+    pub client_timeout: f64,
     #[command(flatten)]
     pub common: Common,
 }
 
 pub fn run(a: &ServeArgs) -> Exit {
     let started = (|| {
-        if a.tls_cert.is_some() {
-            return Err(ServiceError::invalid(
-                "--tls-cert",
-                "TLS is not built into serve yet; put it behind a TLS proxy on loopback, or wait for it",
-            ));
+        let tls = a.tls_cert.clone().zip(a.tls_key.clone());
+        if !(0.1..=3600.0).contains(&a.client_timeout) {
+            return Err(ServiceError::invalid(format!("--client-timeout {}", a.client_timeout), "0.1 to 3600 seconds"));
         }
-        if !a.bind.ip().is_loopback() && !a.insecure_http {
+        if !a.bind.ip().is_loopback() && tls.is_none() && !a.insecure_http {
             return Err(ServiceError::invalid(
                 format!("--bind {}", a.bind),
                 "is not a loopback address: without TLS, tokens would cross the network in clear; pass --insecure-http to do it anyway",
             ));
         }
-        if !a.bind.ip().is_loopback() {
+        if !a.bind.ip().is_loopback() && tls.is_none() {
             eprintln!("warning: serving plain HTTP on {}: tokens and data cross the network unencrypted", a.bind);
         }
         if a.max_running_jobs == 0 {
@@ -55,7 +56,14 @@ pub fn run(a: &ServeArgs) -> Exit {
         }
         let root = crate::workspace::find(a.common.workspace.as_deref())?;
         super::score::init_logging(crate::engine::settings::LogLevel::Info);
-        serve(ServeOptions { root, bind: a.bind, max_running: a.max_running_jobs, max_queued: a.max_queued_jobs })
+        serve(ServeOptions {
+            root,
+            bind: a.bind,
+            max_running: a.max_running_jobs,
+            max_queued: a.max_queued_jobs,
+            tls,
+            client_timeout: std::time::Duration::from_secs_f64(a.client_timeout),
+        })
     })();
     match started {
         Ok(()) => Exit::Completed,

@@ -17,7 +17,7 @@ use crate::workspace::assets::{Job, JobStatus};
 /// The executor's workers and how to wake and stop them.
 pub struct Executor {
     shared: Arc<Shared>,
-    workers: Vec<std::thread::JoinHandle<()>>,
+    workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 struct Shared {
@@ -43,7 +43,7 @@ impl Executor {
                 std::thread::Builder::new().name(format!("batchscore-executor-{i}")).spawn(move || work(&shared))
             })
             .collect::<std::io::Result<Vec<_>>>()?;
-        Ok(Executor { shared, workers })
+        Ok(Executor { shared, workers: Mutex::new(workers) })
     }
 
     /// A job was queued: wake a worker.
@@ -54,7 +54,7 @@ impl Executor {
     }
 
     /// Takes no more jobs, cancels the running ones and waits for them to end.
-    pub fn shutdown(self) {
+    pub fn shutdown(&self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
         self.shared.wake.1.notify_all();
         let running = self.shared.running.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -64,7 +64,8 @@ impl Executor {
                 let _ = jobs::cancel(&mut ws, &name);
             }
         }
-        for w in self.workers {
+        let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
+        for w in workers {
             let _ = w.join();
         }
     }

@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod error;
 pub mod executor;
+pub mod listen;
 pub mod observe;
 pub mod routes;
 
@@ -46,6 +47,10 @@ pub struct ServeOptions {
     pub bind: SocketAddr,
     pub max_running: usize,
     pub max_queued: usize,
+    /// PEM certificate chain and private key: serve HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// How long a client has to send its request head (and finish the TLS handshake).
+    pub client_timeout: std::time::Duration,
 }
 
 /// The router over `state`.
@@ -102,6 +107,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServiceError> {
         let what = what.to_string();
         move |source| ServiceError::Io { path: what.into(), source }
     };
+    let tls = opts.tls.as_ref().map(|(c, k)| listen::tls_acceptor(c, k)).transpose()?;
     // Jobs a server left running when it died are marked Failed by the stale check.
     let mut ws = Workspace::open(&opts.root)?;
     jobs::list(&mut ws, None, None, None)?;
@@ -118,13 +124,13 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServiceError> {
         let listener = tokio::net::TcpListener::bind(opts.bind).await.map_err(io(&format!("bind {}", opts.bind)))?;
         let local = listener.local_addr().map_err(io("local address"))?;
         // The one line a launcher waits for.
-        eprintln!("batchscore serve: listening on http://{local}");
-        axum::serve(listener, router(state)).with_graceful_shutdown(stop_signal()).await.map_err(io("serve"))
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        eprintln!("batchscore serve: listening on {scheme}://{local}");
+        listen::serve(listener, router(state), tls, opts.client_timeout, stop_signal()).await;
+        Ok::<_, ServiceError>(())
     })?;
     eprintln!("batchscore serve: stopping (running jobs are canceled; queued jobs stay queued)");
-    if let Ok(executor) = Arc::try_unwrap(executor) {
-        executor.shutdown();
-    }
+    executor.shutdown();
     Ok(())
 }
 
