@@ -118,7 +118,7 @@ mod tests {
         drop(ws);
         // Back to schema 1, as an older batchscore left it.
         let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute_batch("DROP TABLE tokens; PRAGMA user_version = 1;").unwrap();
+        conn.execute_batch("DROP TABLE tokens; DROP TABLE idempotency_keys; PRAGMA user_version = 1;").unwrap();
         drop(conn);
         let ws = Workspace::open(dir.path()).unwrap();
         let version: i64 = ws.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
