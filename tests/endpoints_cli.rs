@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::catalog::{bs, bs_cmd, json};
+use common::catalog::{bs, bs_cmd, json, slow_endpoint};
 use common::*;
 
 /// A new workspace in a temporary folder.
@@ -326,14 +326,7 @@ fn eight_processes_registering_one_model_get_eight_distinct_versions() {
 
 /// Starts a job on the slow model (an 80 s call) and waits until it runs.
 fn start_slow_job(ws: &Path, name: &str) -> Child {
-    bs(ws, &["model", "create", "-n", "slow", "-p", &model("slow.onnx")]).expect_code(0);
-    bs(ws, &["batch-endpoint", "create", "-n", "slow-ep"]).expect_code(0);
-    std::fs::write(
-        ws.join("slow.yml"),
-        "name: only\nendpoint_name: slow-ep\nmodel: azureml:slow:1\nbatchscore:\n  passthrough: [id]\n",
-    )
-    .unwrap();
-    bs(ws, &["batch-deployment", "create", "-f", "slow.yml"]).expect_code(0);
+    slow_endpoint(ws);
     let mut cmd = bs_cmd(
         ws,
         &["batch-endpoint", "invoke", "-n", "slow-ep", "--input", &data("broken/tabular/good.csv"), "--job-name", name],

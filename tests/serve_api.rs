@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::catalog::{bs, bs_cmd, json};
+use common::catalog::{bs, bs_cmd, json, slow_endpoint};
 use common::servers::request;
 use common::*;
 use serde_json::{Value, json as j};
@@ -241,14 +241,7 @@ fn tokens_scopes_and_refusals() {
 fn a_bounded_queue_idempotent_retries_cancel_and_a_restart() {
     let (_tmp, ws) = workspace();
     let admin = token(&ws, "ops", "admin");
-    bs(&ws, &["model", "create", "-n", "slow", "-p", &model("slow.onnx")]).expect_code(0);
-    bs(&ws, &["batch-endpoint", "create", "-n", "slow-ep"]).expect_code(0);
-    std::fs::write(
-        ws.join("slow.yml"),
-        "name: only\nendpoint_name: slow-ep\nmodel: azureml:slow:1\nbatchscore:\n  passthrough: [id]\n",
-    )
-    .unwrap();
-    bs(&ws, &["batch-deployment", "create", "-f", "slow.yml"]).expect_code(0);
+    slow_endpoint(&ws);
     let s = Serve::start(&ws, &["--max-queued-jobs", "1"]);
     iris_by_rest(&s, &admin);
     let slow =

@@ -39,6 +39,11 @@ where
     .map_err(ApiError::from)
 }
 
+/// A `{version}` path segment: a version, or `latest`.
+fn version_param(v: &str) -> Option<&str> {
+    (v != "latest").then_some(v)
+}
+
 fn ok<T: serde::Serialize>(v: T) -> ApiResult {
     Ok(Json(serde_json::to_value(v).map_err(|e| ApiError::internal(e.to_string()))?).into_response())
 }
@@ -81,8 +86,7 @@ pub async fn model_versions(State(s): State<AppState>, Path(name): Path<String>)
 }
 
 pub async fn show_model(State(s): State<AppState>, Path((name, version)): Path<(String, String)>) -> ApiResult {
-    ok(with_ws(&s, move |ws| models::show(ws, &name, Some(&version).filter(|v| *v != "latest").map(|v| v.as_str())))
-        .await?)
+    ok(with_ws(&s, move |ws| models::show(ws, &name, version_param(&version))).await?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,8 +125,7 @@ pub async fn list_environments(State(s): State<AppState>) -> ApiResult {
 }
 
 pub async fn show_environment(State(s): State<AppState>, Path((n, v)): Path<(String, String)>) -> ApiResult {
-    ok(with_ws(&s, move |ws| svc::environments::show(ws, &n, Some(&v).filter(|v| *v != "latest").map(|v| v.as_str())))
-        .await?)
+    ok(with_ws(&s, move |ws| svc::environments::show(ws, &n, version_param(&v))).await?)
 }
 
 pub async fn list_datastores(State(s): State<AppState>) -> ApiResult {
@@ -138,7 +141,7 @@ pub async fn list_data(State(s): State<AppState>) -> ApiResult {
 }
 
 pub async fn show_data(State(s): State<AppState>, Path((n, v)): Path<(String, String)>) -> ApiResult {
-    ok(with_ws(&s, move |ws| svc::data::show(ws, &n, Some(&v).filter(|v| *v != "latest").map(|v| v.as_str()))).await?)
+    ok(with_ws(&s, move |ws| svc::data::show(ws, &n, version_param(&v))).await?)
 }
 
 // Endpoints and deployments

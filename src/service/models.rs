@@ -85,9 +85,10 @@ pub fn create(ws: &mut Workspace, spec: ModelSpec) -> Result<Model> {
     let (inputs, outputs) = signature::read(&found.bytes, found.local.as_deref(), &spec.path)?;
     let rel = format!("LocalUpload/{}/{}", &sha256[..32], found.file_name);
     let store = default_store(ws)?;
-    upload(&store, &rel, found.bytes.clone())?;
+    let io = super::io_runtime()?;
+    upload(&io, &store, &rel, found.bytes.clone())?;
     for (name, bytes) in &found.weights {
-        upload(&store, &refs::join(&format!("LocalUpload/{}", &sha256[..32]), name), bytes.clone())?;
+        upload(&io, &store, &refs::join(&format!("LocalUpload/{}", &sha256[..32]), name), bytes.clone())?;
     }
     let sig = |list: Vec<signature::Outlet>| {
         list.into_iter().map(|o| TensorSignature { name: o.name, dtype: o.dtype, shape: o.shape }).collect()
@@ -188,8 +189,8 @@ fn onnx_in_folder(dir: &Path) -> Result<PathBuf> {
 
 /// Writes `bytes` at `rel` create-only; an object already there is the same content (the path
 /// holds the content's sha256).
-fn upload(store: &Location, rel: &str, bytes: Bytes) -> Result<()> {
-    match super::io_runtime()?.block_on(crate::engine::commit::put_create(store, rel, bytes)) {
+fn upload(io: &tokio::runtime::Runtime, store: &Location, rel: &str, bytes: Bytes) -> Result<()> {
+    match io.block_on(crate::engine::commit::put_create(store, rel, bytes)) {
         Ok(()) | Err(crate::engine::commit::CommitError::AlreadyExists { .. }) => Ok(()),
         Err(e) => Err(ServiceError::Store { url: store.join(rel).display, message: e.to_string() }),
     }

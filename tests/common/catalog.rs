@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use super::{Run, bin_cmd, run_command};
+use super::{Run, bin_cmd, model, run_command};
 
 /// `batchscore <args>` against the workspace `ws`, run in `ws`.
 pub fn bs_cmd(ws: &Path, args: &[&str]) -> Command {
@@ -27,4 +27,14 @@ pub fn json(ws: &Path, args: &[&str]) -> Value {
     let run = bs(ws, &all);
     run.expect_code(0).no_panic();
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.stdout))
+}
+
+/// Endpoint `slow-ep` with deployment `only` on `slow.onnx` (an 80 s model call): a job that is
+/// still running when a test cancels, kills or stops it.
+pub fn slow_endpoint(ws: &Path) {
+    bs(ws, &["model", "create", "-n", "slow", "-p", &model("slow.onnx")]).expect_code(0);
+    bs(ws, &["batch-endpoint", "create", "-n", "slow-ep"]).expect_code(0);
+    let yaml = "name: only\nendpoint_name: slow-ep\nmodel: azureml:slow:1\nbatchscore:\n  passthrough: [id]\n";
+    std::fs::write(ws.join("slow.yml"), yaml).unwrap();
+    bs(ws, &["batch-deployment", "create", "-f", "slow.yml"]).expect_code(0);
 }

@@ -70,13 +70,14 @@ pub fn submit(ws: &mut Workspace, spec: InvokeSpec, queue: Queueing) -> Result<(
 
 /// The job an idempotency key made, if any.
 fn keyed_job(ws: &Workspace, key: &str) -> Result<Option<Job>> {
-    use rusqlite::OptionalExtension;
-    let name: Option<String> = ws
-        .conn
-        .query_row("SELECT job FROM idempotency_keys WHERE key = ?1", [key], |r| r.get(0))
-        .optional()
-        .map_err(|e| ws.sql(e))?;
+    let name = job_for_key(&ws.conn, key).map_err(|e| ws.sql(e))?;
     name.map(|n| Ok(ws.get::<Job>(&n, "")?)).transpose()
+}
+
+/// The name of the job an idempotency key made (a transaction passes as its connection).
+fn job_for_key(conn: &rusqlite::Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    use rusqlite::OptionalExtension;
+    conn.query_row("SELECT job FROM idempotency_keys WHERE key = ?1", [key], |r| r.get(0)).optional()
 }
 
 fn create_with(ws: &mut Workspace, spec: InvokeSpec, queue: Option<&Queueing>) -> Result<(Job, JobSpec, bool)> {
@@ -96,8 +97,7 @@ fn create_with(ws: &mut Workspace, spec: InvokeSpec, queue: Option<&Queueing>) -
     raw.model = Some(model.url.clone());
     raw.input = Some(input.url.clone());
     raw.output = Some(output.url.clone());
-    let default_opts = refs::datastore_options(&ws.get(crate::workspace::DEFAULT_DATASTORE, "")?);
-    raw.storage_options = Some(merge_options(&[&input.storage_options, &output.storage_options, &default_opts]));
+    raw.storage_options = Some(job_storage_options(ws, vec![input.storage_options, output.storage_options])?);
     let settings = raw.clone().resolve(&format!("deployment {}/{} and the invoke's flags", ep.name, dep.name))?;
     let mut job = new_job(&name, &dep, &model, &env, &raw, settings.instance_count);
     let redact = crate::storage::redact;
@@ -121,20 +121,15 @@ fn insert_job(
     job: Job,
     queue: Option<&Queueing>,
 ) -> std::result::Result<(Job, bool), CatalogError> {
-    use rusqlite::OptionalExtension;
     let Some(q) = queue else {
         store::insert(tx, &job)?;
         return Ok((job, true));
     };
-    if let Some(key) = &q.idempotency_key {
-        let twin: Option<String> = tx
-            .query_row("SELECT job FROM idempotency_keys WHERE key = ?1", [key], |r| r.get(0))
-            .optional()
-            .map_err(store::sqlite)?;
-        if let Some(name) = twin {
-            let twin = store::find_in(tx, &name, "")?.ok_or_else(|| CatalogError::not_found("job", name))?;
-            return Ok((twin, false));
-        }
+    if let Some(key) = &q.idempotency_key
+        && let Some(name) = job_for_key(tx, key).map_err(store::sqlite)?
+    {
+        let twin = store::find_in(tx, &name, "")?.ok_or_else(|| CatalogError::not_found("job", name))?;
+        return Ok((twin, false));
     }
     let queued: i64 =
         tx.query_row("SELECT COUNT(*) FROM jobs WHERE status = 'Queued'", [], |r| r.get(0)).map_err(store::sqlite)?;
@@ -179,8 +174,7 @@ pub fn spec_for(ws: &Workspace, job: &Job) -> Result<JobSpec> {
     for j in job.inputs.values().chain(job.outputs.values()) {
         lists.push(ws.resolve(&j.path)?.storage_options);
     }
-    lists.push(refs::datastore_options(&ws.get(crate::workspace::DEFAULT_DATASTORE, "")?));
-    raw.storage_options = Some(merge_options(&lists.iter().collect::<Vec<_>>()));
+    raw.storage_options = Some(job_storage_options(ws, lists)?);
     let settings = raw.clone().resolve(&format!("job {}", job.name))?;
     let dep: Option<BatchDeployment> = ws.find(&job.endpoint_name, &job.deployment_name)?;
     let (ignored, notes) = dep.map(|d| (d.not_used, d.notes)).unwrap_or_default();
@@ -319,16 +313,18 @@ fn apply_runtime(raw: &mut RawSettings, env: &Environment) -> Result<()> {
     Ok(())
 }
 
-/// Storage options from several datastores; the first value of a key wins.
-fn merge_options(lists: &[&Vec<String>]) -> Vec<String> {
+/// A job's storage options: its input's and output's datastores', then the default
+/// datastore's (where the model is); the first value of a key wins.
+fn job_storage_options(ws: &Workspace, mut lists: Vec<Vec<String>>) -> Result<Vec<String>> {
+    lists.push(refs::datastore_options(&ws.get(crate::workspace::DEFAULT_DATASTORE, "")?));
     let mut seen = std::collections::BTreeSet::new();
     let mut out = Vec::new();
-    for kv in lists.iter().flat_map(|l| l.iter()) {
+    for kv in lists.into_iter().flatten() {
         if seen.insert(kv.split('=').next().unwrap_or_default().to_string()) {
-            out.push(kv.clone());
+            out.push(kv);
         }
     }
-    out
+    Ok(out)
 }
 
 /// Changes a job's record in one write, after reading it inside the lock.
