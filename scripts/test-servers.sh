@@ -20,7 +20,7 @@ PY_STAMP=".venv-servers/.installed-$(hash_of "$PINS/requirements.txt")"
 npm_ok() {
   [ -f "$NPM_STAMP" ] && [ -x .tools/node_modules/.bin/azurite-blob ] && [ -x .tools/node_modules/.bin/serve ]
 }
-py_ok() { [ -f "$PY_STAMP" ] && [ -x .venv-servers/bin/moto_server ]; }
+py_ok() { [ -f "$PY_STAMP" ] && [ -x .venv-servers/bin/moto_server ] && [ -x .venv-servers/bin/openapi-spec-validator ]; }
 
 if npm_ok && py_ok; then
   exit 0

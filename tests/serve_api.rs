@@ -171,8 +171,9 @@ fn the_batch_endpoint_workflow_over_rest_with_azures_invoke_body() {
         "batchscore_jobs{status=\"Completed\"} 2",
         "batchscore_queue_length 0",
         "batchscore_rows_scored_total 300",
-        "batchscore_http_requests_total{route=\"/batchEndpoints/{name}/jobs\",code=\"202\"} 1",
-        "batchscore_http_request_seconds_count{route=\"/batchEndpoints/{name}/jobs/{job}\",code=\"200\"}",
+        "batchscore_http_requests_total{code=\"202\",method=\"POST\",route=\"/batchEndpoints/{name}/jobs\"} 1",
+        "batchscore_http_request_duration_seconds_bucket{method=\"GET\",route=\"/batchEndpoints/{name}/jobs/{job}\",le=\"+Inf\"}",
+        "# TYPE batchscore_http_request_duration_seconds histogram",
     ] {
         assert!(text.contains(needle), "{needle} not in:\n{text}");
     }

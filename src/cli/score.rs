@@ -74,25 +74,10 @@ pub(super) fn init_logging(level: LogLevel) {
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(|| ScrubbedStderr)
+        .with_writer(|| crate::secrets::ScrubbedStderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
-}
-
-/// stderr, with secrets scrubbed from each write (one log line per write).
-struct ScrubbedStderr;
-
-impl std::io::Write for ScrubbedStderr {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let text = String::from_utf8_lossy(buf);
-        std::io::stderr().write_all(crate::secrets::scrub(&text).as_bytes())?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stderr().flush()
-    }
 }
 
 pub(super) fn print_summary(o: &JobOutcome) {

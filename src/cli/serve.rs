@@ -29,6 +29,10 @@ pub struct ServeArgs {
     /// TLS private key (PEM).
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// The largest model file `POST /models/{name}/versions` takes as an upload, in bytes
+    /// (suffixes K, M, G: 2G).
+    #[arg(long, default_value = "2G", value_parser = parse_size)]
+    pub max_upload_size: u64,
     /// Seconds a client has to send its request head (and finish the TLS handshake).
     #[arg(long, default_value_t = 10.0)]
     pub client_timeout: f64,
@@ -55,12 +59,12 @@ pub fn run(a: &ServeArgs) -> Exit {
             return Err(ServiceError::invalid("--max-running-jobs 0", "at least 1"));
         }
         let root = crate::workspace::find(a.common.workspace.as_deref())?;
-        super::score::init_logging(crate::engine::settings::LogLevel::Info);
         serve(ServeOptions {
             root,
             bind: a.bind,
             max_running: a.max_running_jobs,
             max_queued: a.max_queued_jobs,
+            max_upload: a.max_upload_size,
             tls,
             client_timeout: std::time::Duration::from_secs_f64(a.client_timeout),
         })
@@ -69,4 +73,26 @@ pub fn run(a: &ServeArgs) -> Exit {
         Ok(()) => Exit::Completed,
         Err(e) => fail(&e),
     }
+}
+
+/// `2G`, `500M`, `64K` or a number of bytes.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, ""),
+    };
+    let scale: u64 = match unit.to_ascii_uppercase().trim_end_matches(['B', 'I']) {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return Err(format!("{s:?}: a size such as 2G, 500M or 1048576")),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{s:?}: a size above 0, such as 2G, 500M or 1048576"))
 }

@@ -10,7 +10,6 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::error::ApiError;
 use crate::service::tokens::{self, Refused};
-use crate::workspace::Workspace;
 use crate::workspace::assets::Scope;
 
 /// The scope a request needs.
@@ -34,12 +33,18 @@ pub async fn require_token(State(state): State<AppState>, request: Request, next
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|t| t.trim().to_string());
     let Some(presented) = presented else {
-        return unauthenticated("send Authorization: Bearer <token> (create one with `batchscore token create`)");
+        return unauthenticated(
+            "no token: send the Authorization header with the value Bearer and your token (create one with `batchscore token create`)",
+        );
     };
-    let root = state.root.clone();
+    let pool = state.pool.clone();
     let checked = tokio::task::spawn_blocking(move || {
-        let ws = Workspace::open(&root).map_err(|_| Refused::Unauthenticated)?;
-        tokens::check(&ws, &presented, needs)
+        let mut outcome = Err(Refused::Unauthenticated);
+        let _ = pool.with(|ws| {
+            outcome = tokens::check(ws, &presented, needs);
+            Ok(())
+        });
+        outcome
     })
     .await;
     match checked {

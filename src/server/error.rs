@@ -6,6 +6,23 @@ use axum::response::{IntoResponse, Response};
 
 use crate::service::{ErrorKind, ServiceError};
 
+/// What every refusal answers.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"error": {"code": "NotFound", "message": "model heart-classifier version 7 not found"}}))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// `BadRequest`, `Unauthorized`, `Forbidden`, `NotFound`, `MethodNotAllowed`, `Conflict`,
+    /// `PayloadTooLarge`, `UnsupportedMediaType`, `UnprocessableEntity`, `TooManyRequests`,
+    /// `InternalError`.
+    pub code: String,
+    /// What is wrong and what to do, naming the field or setting.
+    pub message: String,
+}
+
 /// One refused or failed request.
 #[derive(Debug)]
 pub struct ApiError {
@@ -44,7 +61,7 @@ impl From<ServiceError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let message = crate::secrets::scrub(&self.message).into_owned();
-        let body = serde_json::json!({"error": {"code": self.code, "message": message}});
+        let body = ErrorBody { error: ErrorDetail { code: self.code.to_string(), message } };
         let mut response = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::TOO_MANY_REQUESTS {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("10"));

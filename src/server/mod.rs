@@ -4,7 +4,9 @@
 //! - [`auth`]: bearer tokens with scopes on every route but `/health`;
 //! - [`executor`]: jobs run in the background, at most N at once, from a queue in the catalog;
 //! - [`error`]: every refusal as `{"error": {"code", "message"}}`;
-//! - [`observe`]: JSON request logs with a request id, and `/metrics`.
+//! - [`observe`]: JSON request logs with a request id, and `/metrics`;
+//! - [`openapi`]: `/openapi.json`, generated from the routes' declarations;
+//! - [`pool`]: catalog connections reused across requests.
 //!
 //! It binds loopback by default. SIGTERM or Ctrl-C stops accepting requests, cancels the
 //! running jobs (they end Canceled, nothing published) and leaves queued ones Queued, to run
@@ -15,6 +17,8 @@ pub mod error;
 pub mod executor;
 pub mod listen;
 pub mod observe;
+pub mod openapi;
+pub mod pool;
 pub mod routes;
 
 use std::net::SocketAddr;
@@ -23,7 +27,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 
 use crate::service::{ServiceError, jobs};
 use crate::workspace::Workspace;
@@ -35,7 +38,10 @@ pub const MAX_BODY: usize = 1 << 20;
 #[derive(Clone)]
 pub struct AppState {
     pub root: PathBuf,
+    pub pool: Arc<pool::Pool>,
     pub max_queued: usize,
+    /// The largest model file an upload may send, in bytes.
+    pub max_upload: u64,
     pub executor: Arc<executor::Executor>,
     pub metrics: Arc<observe::Metrics>,
 }
@@ -47,58 +53,23 @@ pub struct ServeOptions {
     pub bind: SocketAddr,
     pub max_running: usize,
     pub max_queued: usize,
+    pub max_upload: u64,
     /// PEM certificate chain and private key: serve HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
     /// How long a client has to send its request head (and finish the TLS handshake).
     pub client_timeout: std::time::Duration,
 }
 
-/// The router over `state`.
+/// The router over `state`: the token-checked API, `/health` and `/openapi.json`, JSON errors
+/// for unknown routes and methods, the body limit and the observing layers.
 pub fn router(state: AppState) -> Router {
-    use routes::*;
-    let api = Router::new()
-        .route("/models", get(list_models))
-        .route("/models/{name}/versions", get(model_versions).post(create_model))
-        .route("/models/{name}/versions/{version}", get(show_model).patch(patch_model).delete(delete_model))
-        .route("/environments", get(list_environments))
-        .route("/environments/{name}/versions", post(create_environment))
-        .route(
-            "/environments/{name}/versions/{version}",
-            get(show_environment).patch(patch_environment).delete(delete_environment),
-        )
-        .route("/datastores", get(list_datastores))
-        .route("/datastores/{name}", get(show_datastore).put(put_datastore).delete(delete_datastore))
-        .route("/data", get(list_data))
-        .route("/data/{name}/versions", post(create_data))
-        .route("/data/{name}/versions/{version}", get(show_data).patch(patch_data))
-        .route("/batchEndpoints", get(list_endpoints))
-        .route(
-            "/batchEndpoints/{name}",
-            get(show_endpoint).put(create_endpoint).patch(patch_endpoint).delete(delete_endpoint),
-        )
-        .route("/batchEndpoints/{name}/deployments", get(list_deployments))
-        .route(
-            "/batchEndpoints/{name}/deployments/{deployment}",
-            get(show_deployment).put(put_deployment).delete(delete_deployment),
-        )
-        .route("/batchEndpoints/{name}/jobs", get(endpoint_jobs).post(invoke))
-        .route("/batchEndpoints/{name}/jobs/{job}", get(show_endpoint_job))
-        .route("/batchEndpoints/{name}/jobs/{job}/cancel", post(cancel_endpoint_job))
-        .route("/jobs", get(list_jobs))
-        .route("/jobs/{job}", get(show_job))
-        .route("/jobs/{job}/cancel", post(cancel_job))
-        .route("/jobs/{job}/logs", get(job_logs))
-        .route("/metrics", get(observe::metrics))
-        .route("/tokens", get(list_tokens).post(create_token))
-        .route("/tokens/{name}", axum::routing::delete(revoke_token))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
-    Router::new()
-        .route("/health", get(health))
-        .merge(api)
-        .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), observe::observe))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(state)
+    let api = routes::api().route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+    let (router, _) = routes::open().merge(api).split_for_parts();
+    let router = router
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY));
+    observe::layers(router, state.clone()).with_state(state)
 }
 
 /// Serves until SIGTERM or Ctrl-C.
@@ -113,9 +84,12 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServiceError> {
     jobs::list(&mut ws, None, None, None)?;
     drop(ws);
     let executor = Arc::new(executor::Executor::start(opts.root.clone(), opts.max_running).map_err(io("executor"))?);
+    observe::init_logs();
     let state = AppState {
         root: opts.root.clone(),
+        pool: Arc::new(pool::Pool::new(opts.root.clone())),
         max_queued: opts.max_queued,
+        max_upload: opts.max_upload,
         executor: executor.clone(),
         metrics: Default::default(),
     };

@@ -27,6 +27,8 @@ pub struct ModelSpec {
     pub tags: Tags,
     /// Azure's `type`: `custom_model` (default) or `mlflow_model`.
     pub kind: Option<String>,
+    /// What the record says it came from, when not `path` (an upload's temporary file).
+    pub source: Option<String>,
 }
 
 impl ModelSpec {
@@ -45,6 +47,7 @@ impl ModelSpec {
             description: f.text("description")?,
             tags: f.tags()?,
             kind: f.text("type")?,
+            source: None,
         };
         Ok((spec, f.others(&["name", "version", "path", "type", "description", "tags"])))
     }
@@ -82,7 +85,8 @@ pub fn create(ws: &mut Workspace, spec: ModelSpec) -> Result<Model> {
     };
     let found = read_model(&path, &options)?;
     let sha256 = format!("{:x}", sha2::Sha256::digest(&found.bytes));
-    let (inputs, outputs) = signature::read(&found.bytes, found.local.as_deref(), &spec.path)?;
+    let label = spec.source.as_deref().unwrap_or(&spec.path);
+    let (inputs, outputs) = signature::read(&found.bytes, found.local.as_deref(), label)?;
     let rel = format!("LocalUpload/{}/{}", &sha256[..32], found.file_name);
     let store = default_store(ws)?;
     let io = super::io_runtime()?;
@@ -102,7 +106,7 @@ pub fn create(ws: &mut Workspace, spec: ModelSpec) -> Result<Model> {
         tags: spec.tags,
         path: format!("azureml://datastores/{}/paths/{rel}", crate::workspace::DEFAULT_DATASTORE),
         url: refs::join(&ws.config.default_datastore, &rel),
-        source: crate::storage::redact(&spec.path),
+        source: spec.source.clone().unwrap_or_else(|| crate::storage::redact(&spec.path)),
         signature: Signature { inputs: sig(inputs), outputs: sig(outputs) },
         size_bytes: found.bytes.len() as u64,
         sha256,

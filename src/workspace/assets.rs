@@ -51,7 +51,7 @@ asset! {
 }
 
 /// One input or output of a model, as its ONNX file declares it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TensorSignature {
     pub name: String,
     /// The element type (`float32`, `int64`, ...), or `map`/`sequence` for non-tensors.
@@ -62,14 +62,14 @@ pub struct TensorSignature {
 }
 
 /// A model's ONNX signature.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Signature {
     pub inputs: Vec<TensorSignature>,
     pub outputs: Vec<TensorSignature>,
 }
 
 /// A registered model version.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Model {
     pub id: String,
     pub name: String,
@@ -91,7 +91,7 @@ pub struct Model {
 }
 
 /// The runtime an environment stands for: ONNX Runtime, its execution provider and options.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Runtime {
     /// `cpu` or `cuda`.
@@ -116,7 +116,7 @@ fn cpu() -> String {
 }
 
 /// A registered environment version.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Environment {
     pub id: String,
     pub name: String,
@@ -130,7 +130,7 @@ pub struct Environment {
 }
 
 /// A named store location.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Datastore {
     pub id: String,
     pub name: String,
@@ -150,7 +150,7 @@ pub struct Datastore {
 }
 
 /// A registered data asset version.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Data {
     pub id: String,
     pub name: String,
@@ -166,13 +166,13 @@ pub struct Data {
 }
 
 /// `defaults:` of a batch endpoint.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EndpointDefaults {
     pub deployment_name: Option<String>,
 }
 
 /// A batch endpoint.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BatchEndpoint {
     pub id: String,
     pub name: String,
@@ -187,14 +187,14 @@ pub struct BatchEndpoint {
 }
 
 /// A reference to a versioned asset.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AssetRef {
     pub name: String,
     pub version: String,
 }
 
 /// A batch deployment: a model version, an environment and settings.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BatchDeployment {
     pub id: String,
     pub name: String,
@@ -206,6 +206,7 @@ pub struct BatchDeployment {
     pub model: AssetRef,
     pub environment: AssetRef,
     /// The deployment's settings, as given (unset ones take the defaults at invoke).
+    #[schema(value_type = Object)]
     pub settings: RawSettings,
     pub instance_count: usize,
     pub not_used: Vec<String>,
@@ -234,7 +235,7 @@ impl Asset for BatchDeployment {
 }
 
 /// Where a job is, with Azure's names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum JobStatus {
     NotStarted,
     Queued,
@@ -273,7 +274,7 @@ impl JobStatus {
 }
 
 /// A job's input.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobInput {
     /// `uri_folder` or `uri_file`.
     #[serde(rename = "type")]
@@ -285,14 +286,14 @@ pub struct JobInput {
 }
 
 /// The process running a job, for telling a live job from a dead one.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Runner {
     pub pid: u32,
     pub host: String,
 }
 
 /// How far a running job is.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobProgress {
     pub files_total: u64,
     pub files_done: u64,
@@ -303,7 +304,7 @@ pub struct JobProgress {
 }
 
 /// One invocation of a batch endpoint.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Job {
     pub id: String,
     pub name: String,
@@ -323,6 +324,7 @@ pub struct Job {
     pub model: AssetRef,
     pub environment: AssetRef,
     /// The effective settings (the deployment's, overridden by the invoke's).
+    #[schema(value_type = Object)]
     pub settings: RawSettings,
     pub instance_count: usize,
     pub progress: Option<JobProgress>,
@@ -354,7 +356,7 @@ impl Asset for Job {
 }
 
 /// What a token may do: `read` (GET), `invoke` (and start or cancel jobs), `admin` (everything).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     Read,
@@ -370,7 +372,7 @@ impl Scope {
 
 /// An access token for the REST API. The token itself is shown once, at creation; the catalog
 /// keeps its SHA-256 (in its own column, never in the record) and its first characters.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Token {
     pub name: String,
     pub scope: Scope,
