@@ -17,6 +17,7 @@ use arrow::datatypes::DataType;
 use serde_json::Value;
 
 pub mod catalog;
+pub mod serve;
 pub mod servers;
 
 /// The repository root.
