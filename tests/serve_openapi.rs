@@ -105,11 +105,11 @@ fn the_openapi_document_lists_every_route_and_its_examples_validate() {
             operations += 1;
             let secured = op["security"].as_array().is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
             let mut body = b"{}".to_vec();
-            if let Some(media) = op.pointer("/requestBody/content/application~1json") {
-                if let Some(example) = request_example(&doc, media) {
-                    validate(&doc, &media["schema"], &example, &format!("{method} {path}"));
-                    body = example.to_string().into_bytes();
-                }
+            if let Some(media) = op.pointer("/requestBody/content/application~1json")
+                && let Some(example) = request_example(&doc, media)
+            {
+                validate(&doc, &media["schema"], &example, &format!("{method} {path}"));
+                body = example.to_string().into_bytes();
             }
             let r = request(s.port, &method.to_uppercase(), &concrete, &auth(&admin), &body).unwrap();
             let v = json_body(&r.body);
