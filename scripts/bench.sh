@@ -9,6 +9,9 @@
 #                                (model/job list with 10,000 rows, invoke against score on one
 #                                job), then the release binary's `model list` and `job list` on
 #                                that 10,000-row catalog, 5 runs each, wall seconds
+#   scripts/bench.sh serve       the REST API under load: `cargo bench --bench serve_load`
+#                                (64 keep-alive clients for 30 s polling job status, one request
+#                                in 16 an invoke; BENCH_CONCURRENCY, BENCH_SECONDS), 2 runs
 #   scripts/bench.sh             criterion and e2e
 #
 # The e2e dataset is wine-like (models/wine_tensor.onnx: `id` + 13 float64 feature columns),
@@ -106,10 +109,18 @@ catalog() {
   done
 }
 
+# serve: the load generator runs on the same machine as the server (it takes cores from it).
+serve() {
+  echo "== cargo bench --bench serve_load (x2)"
+  cargo bench --bench serve_load
+  cargo bench --bench serve_load
+}
+
 case "${1:-all}" in
   criterion) machine; criterion ;;
   e2e) machine; e2e ;;
   catalog) machine; catalog ;;
+  serve) machine; serve ;;
   all) machine; criterion; e2e ;;
-  *) echo "usage: $0 [criterion|e2e|catalog|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [criterion|e2e|catalog|serve|all]" >&2; exit 2 ;;
 esac
