@@ -88,7 +88,7 @@ async fn client(port: u16, token: Arc<String>, input: Arc<String>, until: Instan
     let mut i = 0u64;
     while Instant::now() < until {
         i += 1;
-        let invoke = i % 16 == 0;
+        let invoke = i.is_multiple_of(16);
         let request = if invoke {
             let body = format!(
                 r#"{{"properties": {{"InputData": {{"iris": {{"JobInputType": "UriFile", "Uri": "{input}"}}}}}}}}"#
