@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::catalog::{bs, json, slow_endpoint};
@@ -11,6 +12,40 @@ use common::serve::{Serve, invoke_body, token, wait_for, workspace};
 use common::servers::request;
 use common::*;
 use serde_json::{Value, json as j};
+
+/// A job's output listed and downloaded, the model's file, the per-name and per-deployment
+/// listings.
+fn outputs_and_files_by_rest(s: &Serve, admin: &str, job: &str, predictions: &Path) {
+    let (st, _, v) = s.call("GET", &format!("/jobs/{job}/outputs/score"), Some(admin), None);
+    assert_eq!(st, 200, "{v}");
+    let files: Vec<&str> = v["value"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert!(files.contains(&"predictions.csv") && files.contains(&"logs/job_result.json"), "{v}");
+    assert!(!files.iter().any(|f| f.starts_with("_staging")), "{v}");
+    let get = |path: &str| request(s.port, "GET", path, &[("Authorization", format!("Bearer {admin}"))], b"").unwrap();
+    let content = v["value"][0]["content"].as_str().unwrap().to_string();
+    let r = get(&format!("/jobs/{job}/outputs/score/content?path=predictions.csv"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, std::fs::read(predictions).unwrap(), "the predictions, byte for byte");
+    assert!(r.head.to_ascii_lowercase().contains("content-disposition: attachment; filename=\"predictions.csv\""));
+    assert_eq!(get(&content).status, 200, "{content}");
+    let r = get(&format!("/jobs/{job}/outputs/score/content?path=logs%2Fjob_result.json"));
+    let report: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(report["status"], "Completed");
+    for hostile in ["..%2F..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd", "_staging%2Fjob.json", "logs"] {
+        let r = get(&format!("/jobs/{job}/outputs/score/content?path={hostile}"));
+        assert_eq!(r.status, 404, "{hostile}: {}", r.text());
+    }
+    assert_eq!(get(&format!("/jobs/{job}/outputs/nothing")).status, 400);
+    let r = get("/models/iris/versions/latest/content");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, std::fs::read(model("iris_zipmap.onnx")).unwrap(), "the model, byte for byte");
+    let (_, _, v) = s.call("GET", "/environments/batchscore-cpu/versions", Some(admin), None);
+    assert_eq!(v["value"][0]["version"], "1", "{v}");
+    let (_, _, v) = s.call("GET", "/batchEndpoints/iris-ep/deployments/blue/jobs", Some(admin), None);
+    assert_eq!(v["value"].as_array().unwrap().len(), 2, "{v}");
+    let (_, _, v) = s.call("GET", "/batchEndpoints/iris-ep/deployments/nodep/jobs", Some(admin), None);
+    assert_eq!(v["value"].as_array().unwrap().len(), 0, "{v}");
+}
 
 /// An endpoint `iris-ep` with deployment `blue`, made over REST.
 fn iris_by_rest(s: &Serve, admin: &str) {
@@ -58,6 +93,7 @@ fn the_batch_endpoint_workflow_over_rest_with_azures_invoke_body() {
     assert_eq!((st, v["properties"]["status"].as_str()), (200, Some("Completed")));
     let (st, _, v) = s.call("GET", "/models", Some(&admin), None);
     assert_eq!((st, v["value"][0]["name"].as_str()), (200, Some("iris")));
+    outputs_and_files_by_rest(&s, &admin, &name, &out(&name));
     // A deployment header picks another deployment; a missing one is named.
     let mut headers =
         vec![("Authorization", format!("Bearer {admin}")), ("azureml-model-deployment", "green".to_string())];

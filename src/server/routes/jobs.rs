@@ -29,6 +29,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(show_job))
         .routes(routes!(cancel_job))
         .routes(routes!(job_logs))
+        .routes(routes!(deployment_jobs))
+        .routes(routes!(output_files))
+        .routes(routes!(output_content))
 }
 
 /// A job as Azure's REST API shows one.
@@ -175,7 +178,7 @@ fn invoke_spec(endpoint: String, headers: &HeaderMap, p: InvokeProperties) -> Re
     })
 }
 
-/// The endpoint's jobs, newest first.
+/// The endpoint's jobs, oldest first.
 #[utoipa::path(get, path = "/batchEndpoints/{name}/jobs", tag = "jobs", security(("bearer" = ["read"])),
     params(("name" = String, Path)),
     responses((status = 200, body = ValueList<JobResource>)))]
@@ -183,7 +186,15 @@ pub async fn endpoint_jobs(State(s): State<AppState>, Path(e): Path<String>) -> 
     resources(with_ws(&s, move |ws| jobs::list(ws, Some(&e), None, None)).await?)
 }
 
-/// Every job, newest first.
+/// The deployment's jobs, oldest first.
+#[utoipa::path(get, path = "/batchEndpoints/{name}/deployments/{deployment}/jobs", tag = "jobs", security(("bearer" = ["read"])),
+    params(("name" = String, Path), ("deployment" = String, Path)),
+    responses((status = 200, body = ValueList<JobResource>)))]
+pub async fn deployment_jobs(State(s): State<AppState>, Path((e, d)): Path<(String, String)>) -> ApiResult {
+    resources(with_ws(&s, move |ws| jobs::list(ws, Some(&e), Some(&d), None)).await?)
+}
+
+/// Every job, oldest first.
 #[utoipa::path(get, path = "/jobs", tag = "jobs", security(("bearer" = ["read"])),
     responses((status = 200, body = ValueList<JobResource>)))]
 pub async fn list_jobs(State(s): State<AppState>) -> ApiResult {
@@ -262,4 +273,69 @@ pub async fn job_logs(State(s): State<AppState>, Path(job): Path<String>) -> Api
         }
     });
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], Body::from_stream(stream)).into_response())
+}
+
+/// One file of a job's output.
+#[derive(Serialize, ToSchema)]
+pub struct OutputFile {
+    /// Relative to the output folder: `predictions.csv`, `logs/job_result.json`, ...
+    path: String,
+    size_bytes: u64,
+    /// Where to GET its bytes.
+    content: String,
+}
+
+/// The files of a job's output (`score`: the predictions file and `logs/`), once written.
+#[utoipa::path(get, path = "/jobs/{job}/outputs/{output}", tag = "jobs", security(("bearer" = ["read"])),
+    params(("job" = String, Path), ("output" = String, Path, description = "`score`")),
+    responses((status = 200, body = ValueList<OutputFile>), (status = 404, body = ErrorBody)))]
+pub async fn output_files(State(s): State<AppState>, Path((job, output)): Path<(String, String)>) -> ApiResult {
+    let (j, o) = (job.clone(), output.clone());
+    let (_, files) = with_ws(&s, move |ws| jobs::output_files(ws, &j, &o)).await?;
+    super::list(
+        files
+            .into_iter()
+            .map(|f| OutputFile {
+                content: format!("/jobs/{job}/outputs/{output}/content?path={}", query_escape(&f.rel)),
+                path: f.rel,
+                size_bytes: f.size,
+            })
+            .collect(),
+    )
+}
+
+fn query_escape(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FileParam {
+    /// A file of the output, as its listing names it.
+    path: String,
+}
+
+/// One file of a job's output, streamed (as an attachment).
+#[utoipa::path(get, path = "/jobs/{job}/outputs/{output}/content", tag = "jobs", security(("bearer" = ["read"])),
+    params(("job" = String, Path), ("output" = String, Path), FileParam),
+    responses((status = 200, description = "The file's bytes", content_type = "application/octet-stream"), (status = 404, body = ErrorBody)))]
+pub async fn output_content(
+    State(s): State<AppState>,
+    Path((job, output)): Path<(String, String)>,
+    axum::extract::Query(q): axum::extract::Query<FileParam>,
+) -> ApiResult {
+    let (j, o) = (job.clone(), output.clone());
+    let (loc, files) = with_ws(&s, move |ws| jobs::output_files(ws, &j, &o)).await?;
+    // Only a file the listing names: no path of the client's making reaches the store.
+    let Some(file) = files.into_iter().find(|f| f.rel == q.path) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!(
+                "output {output} of job {job} has no file {:?}; GET /jobs/{job}/outputs/{output} lists them",
+                q.path
+            ),
+        ));
+    };
+    super::stream_object(&loc, &file.location, file.size, &file.rel).await
 }

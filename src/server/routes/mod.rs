@@ -85,6 +85,37 @@ pub fn list<T: Serialize>(value: Vec<T>) -> ApiResult {
     ok(ValueList { value })
 }
 
+/// Streams one object of `loc`'s store as an attachment named after `name`'s last part.
+pub async fn stream_object(
+    loc: &crate::storage::Location,
+    path: &object_store::path::Path,
+    size: u64,
+    name: &str,
+) -> ApiResult {
+    use axum::http::header;
+    use object_store::ObjectStoreExt;
+    let got = loc
+        .store
+        .get(path)
+        .await
+        .map_err(|e| ApiError::internal(format!("{}: {}", loc.display, crate::storage::describe(&e))))?;
+    let file_name = name.rsplit('/').next().unwrap_or(name).replace(['"', '\\'], "_");
+    let kind = match file_name.rsplit('.').next().unwrap_or("") {
+        "csv" => "text/csv; charset=utf-8",
+        "json" => "application/json",
+        "jsonl" => "application/x-ndjson",
+        "parquet" => "application/vnd.apache.parquet",
+        _ => "application/octet-stream",
+    };
+    let body = axum::body::Body::from_stream(got.into_stream());
+    let headers = [
+        (header::CONTENT_TYPE, kind.to_string()),
+        (header::CONTENT_LENGTH, size.to_string()),
+        (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file_name}\"")),
+    ];
+    Ok((headers, body).into_response())
+}
+
 /// A body that is JSON, or a 400 naming what is wrong with it.
 pub fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     b.map(|Json(v)| v).map_err(|e| {

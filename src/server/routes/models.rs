@@ -21,11 +21,22 @@ use crate::workspace::Tags;
 use crate::workspace::assets::Model;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_models)).routes(routes!(model_versions, create_model)).routes(routes!(
-        show_model,
-        patch_model,
-        delete_model
-    ))
+    OpenApiRouter::new()
+        .routes(routes!(list_models))
+        .routes(routes!(model_versions, create_model))
+        .routes(routes!(show_model, patch_model, delete_model))
+        .routes(routes!(model_content))
+}
+
+/// The version's `.onnx` file, streamed (as an attachment).
+#[utoipa::path(get, path = "/models/{name}/versions/{version}/content", tag = "models", security(("bearer" = ["read"])),
+    params(("name" = String, Path), ("version" = String, Path, description = "A version, or `latest`")),
+    responses((status = 200, description = "The ONNX file", content_type = "application/octet-stream"), (status = 404, body = ErrorBody)))]
+pub async fn model_content(State(s): State<AppState>, Path((name, version)): Path<(String, String)>) -> ApiResult {
+    let m = with_ws(&s, move |ws| models::show(ws, &name, version_param(&version))).await?;
+    let loc = crate::storage::Location::parse(&m.url).map_err(|e| ApiError::internal(e.to_string()))?;
+    let file = loc.path.filename().unwrap_or("model.onnx").to_string();
+    super::stream_object(&loc, &loc.path, m.size_bytes, &file).await
 }
 
 /// Every model version.

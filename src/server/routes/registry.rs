@@ -18,12 +18,12 @@ use crate::workspace::assets::{Data, Datastore, Environment};
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_environments))
-        .routes(routes!(create_environment))
+        .routes(routes!(environment_versions, create_environment))
         .routes(routes!(show_environment, patch_environment, delete_environment))
         .routes(routes!(list_datastores))
         .routes(routes!(show_datastore, put_datastore, delete_datastore))
         .routes(routes!(list_data))
-        .routes(routes!(create_data))
+        .routes(routes!(data_versions, create_data))
         .routes(routes!(show_data, patch_data))
 }
 
@@ -34,6 +34,14 @@ pub fn routes() -> OpenApiRouter<AppState> {
     responses((status = 200, body = ValueList<Environment>)))]
 pub async fn list_environments(State(s): State<AppState>) -> ApiResult {
     super::list(with_ws(&s, |ws| Ok(ws.list::<Environment>(None, &[])?)).await?)
+}
+
+/// The versions of one environment.
+#[utoipa::path(get, path = "/environments/{name}/versions", tag = "environments", security(("bearer" = ["read"])),
+    params(("name" = String, Path)),
+    responses((status = 200, body = ValueList<Environment>)))]
+pub async fn environment_versions(State(s): State<AppState>, Path(n): Path<String>) -> ApiResult {
+    super::list(with_ws(&s, move |ws| Ok(ws.list::<Environment>(Some(&n), &[])?)).await?)
 }
 
 /// One environment version (`latest` for the newest).
@@ -143,6 +151,14 @@ pub async fn delete_datastore(State(s): State<AppState>, Path(n): Path<String>) 
     responses((status = 200, body = ValueList<Data>)))]
 pub async fn list_data(State(s): State<AppState>) -> ApiResult {
     super::list(with_ws(&s, |ws| Ok(ws.list::<Data>(None, &[])?)).await?)
+}
+
+/// The versions of one data asset.
+#[utoipa::path(get, path = "/data/{name}/versions", tag = "data", security(("bearer" = ["read"])),
+    params(("name" = String, Path)),
+    responses((status = 200, body = ValueList<Data>)))]
+pub async fn data_versions(State(s): State<AppState>, Path(n): Path<String>) -> ApiResult {
+    super::list(with_ws(&s, move |ws| Ok(ws.list::<Data>(Some(&n), &[])?)).await?)
 }
 
 /// One data asset version (`latest` for the newest).

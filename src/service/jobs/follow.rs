@@ -44,47 +44,69 @@ pub fn stream(ws: &mut Workspace, name: &str, mut print: impl FnMut(&str)) -> Re
     }
 }
 
-/// Copies a job output into `dir/named-outputs/<output>/` (as `az ml job download` does);
-/// returns the files written.
-pub fn download(ws: &mut Workspace, name: &str, output: &str, dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+/// One file of a job's output, relative to the output folder.
+pub struct OutputFile {
+    /// `predictions.csv`, `logs/job_result.json`, ...
+    pub rel: String,
+    pub size: u64,
+    pub location: object_store::path::Path,
+}
+
+/// A job's output folder and its files (predictions and logs; never the staging area).
+pub fn output_files(ws: &mut Workspace, name: &str, output: &str) -> Result<(Location, Vec<OutputFile>)> {
     let job = show(ws, name)?;
     let out = job.outputs.get(output).ok_or_else(|| {
         ServiceError::invalid(
-            format!("--output-name {output}"),
+            format!("output {output}"),
             format!("job {name} has the outputs: {}", job.outputs.keys().cloned().collect::<Vec<_>>().join(", ")),
         )
     })?;
     let resolved = ws.resolve(&out.path)?;
     let loc = Location::open(&resolved.url, &StorageOptions::parse(&resolved.storage_options)?)?;
+    let listed: Vec<object_store::ObjectMeta> = crate::service::io_runtime()?
+        .block_on(loc.store.list(Some(&loc.path)).try_collect())
+        .map_err(|e| store_error(&loc, e))?;
+    let mut files: Vec<OutputFile> = listed
+        .into_iter()
+        .filter_map(|meta| {
+            let rel: Vec<String> = meta.location.prefix_match(&loc.path)?.map(|p| p.as_ref().to_string()).collect();
+            (!rel.is_empty() && rel[0] != "_staging").then(|| OutputFile {
+                rel: rel.join("/"),
+                size: meta.size,
+                location: meta.location,
+            })
+        })
+        .collect();
+    files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok((loc, files))
+}
+
+fn store_error(loc: &Location, e: object_store::Error) -> ServiceError {
+    ServiceError::Store { url: loc.display.clone(), message: crate::storage::describe(&e) }
+}
+
+/// Copies a job's output (`score`: predictions and logs) into `dir/named-outputs/<output>/`.
+pub fn download(ws: &mut Workspace, name: &str, output: &str, dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let (loc, files) = output_files(ws, name, output)?;
+    if files.is_empty() {
+        return Err(ServiceError::invalid(
+            format!("job {name}"),
+            format!("output {output} at {} holds nothing (yet)", loc.display),
+        ));
+    }
     let to = dir.join("named-outputs").join(output);
     let io = crate::service::io_runtime()?;
-    let store_err = |e: object_store::Error| ServiceError::Store {
-        url: loc.display.clone(),
-        message: crate::storage::describe(&e),
-    };
-    let listed: Vec<object_store::ObjectMeta> =
-        io.block_on(loc.store.list(Some(&loc.path)).try_collect()).map_err(store_err)?;
     let mut written = Vec::new();
-    for meta in listed {
-        let rel: Vec<String> =
-            meta.location.prefix_match(&loc.path).into_iter().flatten().map(|p| p.as_ref().to_string()).collect();
-        if rel.first().is_some_and(|p| p == "_staging") || rel.is_empty() {
-            continue;
-        }
-        let bytes = io.block_on(async { loc.store.get(&meta.location).await?.bytes().await }).map_err(store_err)?;
-        let file = rel.iter().fold(to.clone(), |p, part| p.join(part));
+    for f in files {
+        let bytes =
+            io.block_on(async { loc.store.get(&f.location).await?.bytes().await }).map_err(|e| store_error(&loc, e))?;
+        let file = f.rel.split('/').fold(to.clone(), |p, part| p.join(part));
         if let Some(parent) = file.parent() {
             std::fs::create_dir_all(parent)
                 .map_err(|source| ServiceError::Io { path: parent.to_path_buf(), source })?;
         }
         std::fs::write(&file, &bytes).map_err(|source| ServiceError::Io { path: file.clone(), source })?;
         written.push(file);
-    }
-    if written.is_empty() {
-        return Err(ServiceError::invalid(
-            format!("job {name}"),
-            format!("output {output} at {} holds nothing (yet)", loc.display),
-        ));
     }
     Ok(written)
 }

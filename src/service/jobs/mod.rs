@@ -20,7 +20,7 @@ use crate::workspace::assets::{
 };
 use crate::workspace::{CatalogError, Workspace, names, refs, store};
 
-pub use follow::{download, events, stream};
+pub use follow::{OutputFile, download, events, output_files, stream};
 pub use run::{Ran, run};
 
 /// A job whose heartbeat is older than this is taken for dead.
