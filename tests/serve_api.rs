@@ -410,3 +410,44 @@ fn https_with_a_certificate_and_a_deadline_for_slow_clients() {
     bs(&ws, &["serve", "--bind", "0.0.0.0:0"]).expect_code(2).stderr_has(&["--insecure-http"]);
     s.stop();
 }
+
+#[test]
+fn lists_page_a_token_knows_its_scope_and_datastore_paths_list_their_files() {
+    let (_tmp, ws) = workspace();
+    let reader = token(&ws, "reader", "read");
+    for _ in 0..7 {
+        bs(&ws, &["model", "create", "-n", "iris", "-p", &model("iris_zipmap.onnx")]).expect_code(0);
+    }
+    let s = Serve::start(&ws, &[]);
+    // Pages: the total, and a link to the next page that gives it.
+    let (st, _, v) = s.call("GET", "/models/iris/versions?top=3&skip=0&order=newest", Some(&reader), None);
+    assert_eq!(st, 200, "{v}");
+    let versions = |v: &Value| {
+        v["value"].as_array().unwrap().iter().map(|m| m["version"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!((versions(&v), v["count"].as_u64()), (vec!["7".to_string(), "6".into(), "5".into()], Some(7)), "{v}");
+    let next = v["nextLink"].as_str().unwrap().to_string();
+    let (_, _, v) = s.call("GET", &next, Some(&reader), None);
+    assert_eq!(versions(&v), ["4", "3", "2"], "{v}");
+    let (_, _, v) = s.call("GET", "/models?top=3&skip=6", Some(&reader), None);
+    assert_eq!((versions(&v), v.get("nextLink")), (vec!["7".to_string()], None), "{v}");
+    // Bad paging, as JSON errors naming the parameter.
+    for (q, needle) in [("top=0", "top"), ("top=abc", "top"), ("order=sideways", "order"), ("bogus=1", "bogus")] {
+        let (st, _, v) = s.call("GET", &format!("/models?{q}"), Some(&reader), None);
+        assert_eq!(st, 400, "{q}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains(needle), "{q}: {v}");
+    }
+    // The token knows itself (never the secret).
+    let (st, _, v) = s.call("GET", "/whoami", Some(&reader), None);
+    assert_eq!((st, v["name"].as_str(), v["scope"].as_str()), (200, Some("reader"), Some("read")), "{v}");
+    assert!(!v.to_string().contains(&reader));
+    // Files under a datastore path: empty for a new output, the files for a used one.
+    let (st, _, v) = s.call("GET", "/datastores/workspaceblobstore/files?path=nothing/here", Some(&reader), None);
+    assert_eq!((st, v["value"].as_array().map(Vec::len), v["more"].as_bool()), (200, Some(0), Some(false)), "{v}");
+    let (st, _, v) = s.call("GET", "/datastores/workspaceblobstore/files?path=LocalUpload&top=1", Some(&reader), None);
+    assert_eq!(st, 200, "{v}");
+    assert!(v["value"][0]["path"].as_str().unwrap().ends_with("iris_zipmap.onnx"), "{v}");
+    let (st, _, v) = s.call("GET", "/datastores/nowhere/files", Some(&reader), None);
+    assert_eq!(st, 404, "{v}");
+    s.stop();
+}

@@ -48,7 +48,11 @@ pub async fn require_token(State(state): State<AppState>, request: Request, next
     })
     .await;
     match checked {
-        Ok(Ok(_)) => next.run(request).await,
+        Ok(Ok(token)) => {
+            let mut request = request;
+            request.extensions_mut().insert(token);
+            next.run(request).await
+        }
         Ok(Err(Refused::Unauthenticated)) | Err(_) => {
             unauthenticated("the token is not valid (wrong, revoked or expired)")
         }

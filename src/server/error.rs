@@ -72,3 +72,32 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// Any refusal that did not come from a route (an extractor's, axum's own) as JSON too, with
+/// its text as the message.
+pub async fn json_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), 4096).await.unwrap_or_default();
+    let code = match status {
+        StatusCode::BAD_REQUEST => "BadRequest",
+        StatusCode::NOT_FOUND => "NotFound",
+        StatusCode::METHOD_NOT_ALLOWED => "MethodNotAllowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "PayloadTooLarge",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UnsupportedMediaType",
+        StatusCode::UNPROCESSABLE_ENTITY => "UnprocessableEntity",
+        s if s.is_server_error() => "InternalError",
+        _ => "BadRequest",
+    };
+    let message = String::from_utf8_lossy(&text).trim().to_string();
+    let message = if message.is_empty() { status.canonical_reason().unwrap_or("refused").to_string() } else { message };
+    ApiError::new(status, code, message).into_response()
+}

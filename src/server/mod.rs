@@ -68,6 +68,7 @@ pub fn router(state: AppState) -> Router {
     let router = router
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(axum::middleware::from_fn(error::json_errors))
         .layer(DefaultBodyLimit::max(MAX_BODY));
     observe::layers(router, state.clone()).with_state(state)
 }

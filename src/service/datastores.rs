@@ -179,3 +179,36 @@ pub fn delete(ws: &mut Workspace, name: &str) -> Result<()> {
     })?;
     Ok(())
 }
+
+/// A file under a datastore path.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct StoredFile {
+    /// Relative to the path asked for.
+    pub path: String,
+    pub size_bytes: u64,
+}
+
+/// The first `limit` files under `path` of datastore `name` (all depths), and whether there
+/// are more: what a page shows before a job writes there (an output must not exist).
+pub fn list_files(ws: &Workspace, name: &str, path: &str, limit: usize) -> Result<(Vec<StoredFile>, bool)> {
+    use futures::StreamExt;
+    let reference = format!("azureml://datastores/{name}/paths/{}", path.trim_start_matches('/'));
+    let resolved = ws.resolve(&reference)?;
+    let loc = Location::open(&resolved.url, &StorageOptions::parse(&resolved.storage_options)?)?;
+    let io = super::io_runtime()?;
+    let listed: Vec<std::result::Result<object_store::ObjectMeta, object_store::Error>> =
+        io.block_on(loc.store.list(Some(&loc.path)).take(limit + 1).collect());
+    let mut files = Vec::new();
+    for meta in listed {
+        let meta =
+            meta.map_err(|e| ServiceError::Store { url: loc.display.clone(), message: crate::storage::describe(&e) })?;
+        let rel = meta
+            .location
+            .prefix_match(&loc.path)
+            .map(|p| p.map(|s| s.as_ref().to_string()).collect::<Vec<_>>().join("/"));
+        files.push(StoredFile { path: rel.unwrap_or_else(|| meta.location.to_string()), size_bytes: meta.size });
+    }
+    let more = files.len() > limit;
+    files.truncate(limit);
+    Ok((files, more))
+}

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiResult, AppState, ValueList, body, ok, with_ws};
+use super::{ApiResult, AppState, Page, ValueList, body, ok, with_ws};
 use crate::server::error::{ApiError, ErrorBody};
 use crate::service::jobs::{self, InvokeSpec, Queueing};
 use crate::workspace::assets::Job;
@@ -57,8 +57,8 @@ impl JobResource {
     }
 }
 
-fn resources(jobs: Vec<Job>) -> ApiResult {
-    super::list(jobs.into_iter().map(JobResource::of).collect())
+fn resources(jobs: Vec<Job>, page: &Page, path: &str) -> ApiResult {
+    super::paged(jobs.into_iter().map(JobResource::of).collect(), page, path)
 }
 
 /// Azure's invoke body.
@@ -180,25 +180,31 @@ fn invoke_spec(endpoint: String, headers: &HeaderMap, p: InvokeProperties) -> Re
 
 /// The endpoint's jobs, oldest first.
 #[utoipa::path(get, path = "/batchEndpoints/{name}/jobs", tag = "jobs", security(("bearer" = ["read"])),
-    params(("name" = String, Path)),
+    params(("name" = String, Path), Page),
     responses((status = 200, body = ValueList<JobResource>)))]
-pub async fn endpoint_jobs(State(s): State<AppState>, Path(e): Path<String>) -> ApiResult {
-    resources(with_ws(&s, move |ws| jobs::list(ws, Some(&e), None, None)).await?)
+pub async fn endpoint_jobs(State(s): State<AppState>, Path(e): Path<String>, Query(page): Query<Page>) -> ApiResult {
+    let path = format!("/batchEndpoints/{e}/jobs");
+    resources(with_ws(&s, move |ws| jobs::list(ws, Some(&e), None, None)).await?, &page, &path)
 }
 
 /// The deployment's jobs, oldest first.
 #[utoipa::path(get, path = "/batchEndpoints/{name}/deployments/{deployment}/jobs", tag = "jobs", security(("bearer" = ["read"])),
-    params(("name" = String, Path), ("deployment" = String, Path)),
+    params(("name" = String, Path), ("deployment" = String, Path), Page),
     responses((status = 200, body = ValueList<JobResource>)))]
-pub async fn deployment_jobs(State(s): State<AppState>, Path((e, d)): Path<(String, String)>) -> ApiResult {
-    resources(with_ws(&s, move |ws| jobs::list(ws, Some(&e), Some(&d), None)).await?)
+pub async fn deployment_jobs(
+    State(s): State<AppState>,
+    Path((e, d)): Path<(String, String)>,
+    Query(page): Query<Page>,
+) -> ApiResult {
+    let path = format!("/batchEndpoints/{e}/deployments/{d}/jobs");
+    resources(with_ws(&s, move |ws| jobs::list(ws, Some(&e), Some(&d), None)).await?, &page, &path)
 }
 
 /// Every job, oldest first.
 #[utoipa::path(get, path = "/jobs", tag = "jobs", security(("bearer" = ["read"])),
-    responses((status = 200, body = ValueList<JobResource>)))]
-pub async fn list_jobs(State(s): State<AppState>) -> ApiResult {
-    resources(with_ws(&s, |ws| jobs::list(ws, None, None, None)).await?)
+    params(Page), responses((status = 200, body = ValueList<JobResource>)))]
+pub async fn list_jobs(State(s): State<AppState>, Query(page): Query<Page>) -> ApiResult {
+    resources(with_ws(&s, |ws| jobs::list(ws, None, None, None)).await?, &page, "/jobs")
 }
 
 /// One job.

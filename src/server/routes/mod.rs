@@ -13,9 +13,9 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -78,11 +78,53 @@ pub fn no_content() -> ApiResult {
 #[derive(Serialize, ToSchema)]
 pub struct ValueList<T> {
     pub value: Vec<T>,
+    /// How many there are in all (when the list was paged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<usize>,
+    /// The next page, when there is one.
+    #[serde(rename = "nextLink", skip_serializing_if = "Option::is_none")]
+    pub next_link: Option<String>,
 }
 
 /// A list, as Azure answers a collection: `{"value": [...]}`.
 pub fn list<T: Serialize>(value: Vec<T>) -> ApiResult {
-    ok(ValueList { value })
+    ok(ValueList { value, count: None, next_link: None })
+}
+
+/// Paging a collection: `?top=50&skip=100&order=newest`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct Page {
+    /// At most this many (1 to 1000); all when absent.
+    top: Option<usize>,
+    /// Leave out this many first.
+    skip: Option<usize>,
+    /// `oldest` (default: the order they were made) or `newest`.
+    order: Option<String>,
+}
+
+/// One page of `all`, with the total and a link to the next page (`path` is the collection's).
+pub fn paged<T: Serialize>(mut all: Vec<T>, page: &Page, path: &str) -> ApiResult {
+    match page.order.as_deref() {
+        None | Some("oldest") => {}
+        Some("newest") => all.reverse(),
+        Some(other) => return Err(ApiError::bad_request(format!("order {other:?}: use oldest or newest"))),
+    }
+    if page.top.is_none() && page.skip.is_none() {
+        return list(all);
+    }
+    let top = page.top.unwrap_or(100);
+    if !(1..=1000).contains(&top) {
+        return Err(ApiError::bad_request(format!("top {top}: 1 to 1000")));
+    }
+    let (count, skip) = (all.len(), page.skip.unwrap_or(0));
+    let value: Vec<T> = all.into_iter().skip(skip).take(top).collect();
+    let next_link = (skip + top < count).then(|| {
+        let order = page.order.as_deref().map(|o| format!("&order={o}")).unwrap_or_default();
+        format!("{path}?top={top}&skip={}{order}", skip + top)
+    });
+    ok(ValueList { value, count: Some(count), next_link })
 }
 
 /// Streams one object of `loc`'s store as an attachment named after `name`'s last part.

@@ -14,7 +14,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiResult, AppState, Patch, ValueList, body, change_of, created, no_content, ok, version_param, with_ws};
+use super::{
+    ApiResult, AppState, Page, Patch, ValueList, body, change_of, created, no_content, ok, paged, version_param,
+    with_ws,
+};
 use crate::server::error::{ApiError, ErrorBody};
 use crate::service::models::{self, ModelSpec};
 use crate::workspace::Tags;
@@ -41,17 +44,22 @@ pub async fn model_content(State(s): State<AppState>, Path((name, version)): Pat
 
 /// Every model version.
 #[utoipa::path(get, path = "/models", tag = "models", security(("bearer" = ["read"])),
-    responses((status = 200, body = ValueList<Model>)))]
-pub async fn list_models(State(s): State<AppState>) -> ApiResult {
-    super::list(with_ws(&s, |ws| models::list(ws, None)).await?)
+    params(Page), responses((status = 200, body = ValueList<Model>)))]
+pub async fn list_models(State(s): State<AppState>, Query(page): Query<Page>) -> ApiResult {
+    paged(with_ws(&s, |ws| models::list(ws, None)).await?, &page, "/models")
 }
 
 /// The versions of one model.
 #[utoipa::path(get, path = "/models/{name}/versions", tag = "models", security(("bearer" = ["read"])),
-    params(("name" = String, Path, description = "The model's name")),
+    params(("name" = String, Path, description = "The model's name"), Page),
     responses((status = 200, body = ValueList<Model>)))]
-pub async fn model_versions(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult {
-    super::list(with_ws(&s, move |ws| models::list(ws, Some(&name))).await?)
+pub async fn model_versions(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    Query(page): Query<Page>,
+) -> ApiResult {
+    let path = format!("/models/{name}/versions");
+    paged(with_ws(&s, move |ws| models::list(ws, Some(&name))).await?, &page, &path)
 }
 
 /// One model version (`latest` for the newest).

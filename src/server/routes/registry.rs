@@ -22,6 +22,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(show_environment, patch_environment, delete_environment))
         .routes(routes!(list_datastores))
         .routes(routes!(show_datastore, put_datastore, delete_datastore))
+        .routes(routes!(datastore_files))
         .routes(routes!(list_data))
         .routes(routes!(data_versions, create_data))
         .routes(routes!(show_data, patch_data))
@@ -133,6 +134,38 @@ pub async fn put_datastore(
     let mut v = serde_json::to_value(ds).unwrap_or_default();
     v["warnings"] = json!(warnings);
     created(v)
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FilesParams {
+    /// A path inside the datastore (a folder or a file); the whole datastore when absent.
+    path: Option<String>,
+    /// At most this many (1 to 1000, default 100).
+    top: Option<usize>,
+}
+
+/// The files under a path of a datastore (at every depth): to browse an input, or to see that
+/// an output does not exist yet.
+#[utoipa::path(get, path = "/datastores/{name}/files", tag = "datastores", security(("bearer" = ["read"])),
+    params(("name" = String, Path), FilesParams),
+    responses((status = 200, body = ValueList<svc::datastores::StoredFile>), (status = 404, body = ErrorBody)))]
+pub async fn datastore_files(
+    State(s): State<AppState>,
+    Path(n): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<FilesParams>,
+) -> ApiResult {
+    let top = q.top.unwrap_or(100);
+    if !(1..=1000).contains(&top) {
+        return Err(crate::server::error::ApiError::bad_request(format!("top {top}: 1 to 1000")));
+    }
+    let path = q.path.unwrap_or_default();
+    let (files, more) = with_ws(&s, move |ws| svc::datastores::list_files(ws, &n, &path, top)).await?;
+    let mut v =
+        serde_json::to_value(super::ValueList { value: files, count: None, next_link: None }).unwrap_or_default();
+    v["more"] = json!(more);
+    ok(v)
 }
 
 /// Deletes a datastore (not the workspace's own).

@@ -14,7 +14,10 @@ use crate::service::tokens;
 use crate::workspace::assets::{Scope, Token};
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_tokens, create_token)).routes(routes!(revoke_token))
+    OpenApiRouter::new()
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(revoke_token))
+        .routes(routes!(whoami))
 }
 
 /// Every token (never the token itself: its first characters and scope).
@@ -59,4 +62,11 @@ pub async fn create_token(State(s): State<AppState>, b: Result<Json<TokenBody>, 
     responses((status = 200, body = Token), (status = 404, body = ErrorBody)))]
 pub async fn revoke_token(State(s): State<AppState>, Path(n): Path<String>) -> ApiResult {
     ok(with_ws(&s, move |ws| tokens::revoke(ws, &n)).await?)
+}
+
+/// The token this request came with (its name, scope and expiry): what a page may offer.
+#[utoipa::path(get, path = "/whoami", tag = "tokens", security(("bearer" = ["read"])),
+    responses((status = 200, body = Token)))]
+pub async fn whoami(axum::Extension(token): axum::Extension<Token>) -> ApiResult {
+    ok(token)
 }
