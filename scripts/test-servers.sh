@@ -4,7 +4,10 @@
 #   - Azurite (Microsoft's Azure Storage emulator) and `serve` (a static HTTP server with Range
 #     and HEAD support) from npm, into .tools/ (`npm ci` from the committed package-lock.json);
 #   - moto's S3 server (`moto_server`) from PyPI, into its own virtual environment .venv-servers/
-#     (kept apart from .venv/, which holds only the onnxruntime wheel installed with --no-deps).
+#     (kept apart from .venv/, which holds only the onnxruntime wheel installed with --no-deps),
+#     with openapi-spec-validator and requests (the REST tests);
+#   - for the studio's browser test: playwright-core from npm (.tools/) and Debian's `chromium`
+#     (apt-get, when it is missing and this runs as root; otherwise it says what to install).
 # Every version is pinned in scripts/test-servers/ (package.json, package-lock.json,
 # requirements.txt). Idempotent: a second run returns at once (stamp files named after a hash of
 # those pins, so changing a pin reinstalls).
@@ -18,11 +21,13 @@ NPM_STAMP=".tools/.installed-$(hash_of "$PINS/package.json" "$PINS/package-lock.
 PY_STAMP=".venv-servers/.installed-$(hash_of "$PINS/requirements.txt")"
 
 npm_ok() {
-  [ -f "$NPM_STAMP" ] && [ -x .tools/node_modules/.bin/azurite-blob ] && [ -x .tools/node_modules/.bin/serve ]
+  [ -f "$NPM_STAMP" ] && [ -x .tools/node_modules/.bin/azurite-blob ] && [ -x .tools/node_modules/.bin/serve ] &&
+    [ -f .tools/node_modules/playwright-core/package.json ]
 }
+chromium_ok() { command -v chromium >/dev/null; }
 py_ok() { [ -f "$PY_STAMP" ] && [ -x .venv-servers/bin/moto_server ] && [ -x .venv-servers/bin/openapi-spec-validator ]; }
 
-if npm_ok && py_ok; then
+if npm_ok && py_ok && chromium_ok; then
   exit 0
 fi
 
@@ -50,10 +55,21 @@ install_py() {
   touch "$PY_STAMP"
 }
 
-# The two installs are mostly network waits: run them side by side.
+install_chromium() {
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null ||
+      { echo "test-servers: apt-get install chromium failed" >&2; return 1; }
+  else
+    echo "test-servers: the studio test needs Debian's chromium: sudo apt-get install chromium" >&2
+    return 1
+  fi
+}
+
+# The installs are mostly network waits: run them side by side.
 pids=()
 if ! npm_ok; then install_npm & pids+=($!); fi
 if ! py_ok; then install_py & pids+=($!); fi
+if ! chromium_ok; then install_chromium & pids+=($!); fi
 failed=0
 for p in "${pids[@]}"; do wait "$p" || failed=1; done
 [ "$failed" = 0 ] || { echo "test-servers: install failed (see above)" >&2; exit 1; }

@@ -6,7 +6,8 @@
 //! - [`error`]: every refusal as `{"error": {"code", "message"}}`;
 //! - [`observe`]: JSON request logs with a request id, and `/metrics`;
 //! - [`openapi`]: `/openapi.json`, generated from the routes' declarations;
-//! - [`pool`]: catalog connections reused across requests.
+//! - [`pool`]: catalog connections reused across requests;
+//! - [`studio`]: the web page at `/`, over the same API.
 //!
 //! It binds loopback by default. SIGTERM or Ctrl-C stops accepting requests, cancels the
 //! running jobs (they end Canceled, nothing published) and leaves queued ones Queued, to run
@@ -20,6 +21,7 @@ pub mod observe;
 pub mod openapi;
 pub mod pool;
 pub mod routes;
+pub mod studio;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -66,6 +68,7 @@ pub fn router(state: AppState) -> Router {
     let api = routes::api().route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
     let (router, _) = routes::open().merge(api).split_for_parts();
     let router = router
+        .merge(studio::routes())
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(axum::middleware::from_fn(error::json_errors))
