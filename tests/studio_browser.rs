@@ -16,7 +16,7 @@ use batchscore::service::jobs::{self, InvokeSpec};
 use batchscore::service::models::{self, ModelSpec};
 use batchscore::workspace::Workspace;
 use batchscore::workspace::assets::JobStatus;
-use common::catalog::bs;
+use common::catalog::{bs, slow_endpoint};
 use common::serve::{Serve, token, workspace};
 use common::*;
 
@@ -60,8 +60,12 @@ fn the_studio_walks_the_batch_endpoint_workflow_in_a_real_browser() {
     assert!(playwright.exists(), "playwright-core is missing: run `make test-setup`");
     let (_tmp, ws) = workspace();
     many_things(&ws);
+    // A job that is still running when the walk cancels it.
+    slow_endpoint(&ws);
     // The model the walk deploys is the newest, so the models page shows it first.
     bs(&ws, &["model", "create", "-n", "iris", "-p", &model("iris_zipmap.onnx")]).expect_code(0);
+    let asset = "azureml://datastores/workspaceblobstore/paths/inputs/iris";
+    bs(&ws, &["data", "create", "-n", "iris-data", "-t", "uri_folder", "-p", asset]).expect_code(0);
     let inputs = ws.join(".batchscore/workspaceblobstore/inputs/iris");
     std::fs::create_dir_all(&inputs).unwrap();
     for f in std::fs::read_dir(repo().join("sample-data/iris")).unwrap() {
@@ -80,6 +84,8 @@ fn the_studio_walks_the_batch_endpoint_workflow_in_a_real_browser() {
         .env("STUDIO_URL", format!("http://127.0.0.1:{}", s.port))
         .env("ADMIN_TOKEN", &admin)
         .env("READ_TOKEN", &reader)
+        // Some files score, some fail (a bad value, a ragged row, a truncated Parquet file).
+        .env("BROKEN_INPUT", data("broken/tabular"))
         .env("SHOTS", &shots)
         .env("CHROMIUM", &browser)
         .env("PLAYWRIGHT", &playwright)
@@ -98,13 +104,18 @@ fn the_studio_walks_the_batch_endpoint_workflow_in_a_real_browser() {
     bs(&ws, &["batch-endpoint", "show", "-n", "iris-studio"]).expect_code(2).stderr_has(&["not found"]);
     let jobs = common::catalog::json(&ws, &["job", "list", "--query", "[?endpoint_name=='iris-studio']"]);
     let jobs = jobs.as_array().unwrap();
-    assert_eq!(jobs.len(), 2, "the endpoint's two jobs stay");
-    assert!(jobs.iter().all(|j| j["status"] == "Completed"), "{jobs:?}");
-    let deployments: Vec<&str> = jobs.iter().map(|j| j["deployment_name"].as_str().unwrap()).collect();
-    assert_eq!(deployments, ["blue", "green"]);
+    let seen: Vec<(&str, &str)> =
+        jobs.iter().map(|j| (j["deployment_name"].as_str().unwrap(), j["status"].as_str().unwrap())).collect();
+    assert_eq!(
+        seen,
+        [("blue", "Completed"), ("green", "Completed"), ("blue", "Completed"), ("green", "Completed")],
+        "the endpoint's jobs stay"
+    );
+    let slow = common::catalog::json(&ws, &["job", "list", "--query", "[?endpoint_name=='slow-ep'].status"]);
+    assert_eq!(slow, serde_json::json!(["Canceled"]));
     assert_eq!(jobs[0]["settings"]["mini_batch_size"], "2", "{}", jobs[0]["settings"]);
     let store = ws.join(".batchscore/workspaceblobstore/studio-out");
-    for run in ["run1", "run2"] {
+    for run in ["run1", "run2", "run3"] {
         let (_, rows) = read_csv(&store.join(run).join("predictions.csv"));
         assert_eq!(rows.len(), 150, "{run}");
     }

@@ -56,11 +56,21 @@ async function waitForStatus(page, want) {
   assert.equal((await status.textContent()).trim(), want);
 }
 
-async function createJob(page, endpoint, { overrides, output }) {
+// Creates a job from the endpoint's page: `input` is {kind: "store" | "data" | "url", value}.
+async function createJob(page, endpoint, { overrides, output, deployment, input = { kind: "store", value: "inputs/iris" } }) {
   await page.goto(`${URL}/#/endpoints/${endpoint}`);
   await page.getByRole("link", { name: "Create job" }).click();
-  await page.getByLabel("Datastore path").check();
-  await page.getByLabel("Input path").fill("inputs/iris");
+  if (deployment) await page.getByLabel("Deployment", { exact: true }).selectOption(deployment);
+  if (input.kind === "store") {
+    await page.getByLabel("Datastore path").check();
+    await page.getByLabel("Input path").fill(input.value);
+  } else if (input.kind === "data") {
+    await page.getByLabel("Registered data asset").check();
+    await page.getByLabel("Data asset", { exact: true }).selectOption({ label: input.value });
+  } else {
+    await page.getByLabel("Public URL").check();
+    await page.getByLabel("URL or path", { exact: true }).fill(input.value);
+  }
   if (overrides) {
     await page.getByLabel("Override deployment settings").check();
     for (const [label, value] of Object.entries(overrides)) await page.getByLabel(label, { exact: true }).fill(value);
@@ -191,6 +201,39 @@ async function createJob(page, endpoint, { overrides, output }) {
     await page.getByText("green", { exact: true }).first().waitFor();
   });
 
+  await step("a job on a registered data asset with the non-default deployment", async () => {
+    await createJob(page, "iris-studio", { deployment: "blue", input: { kind: "data", value: "iris-data:1 (uri_folder)" }, output: "studio-out/run3" });
+    await waitForStatus(page, "Completed");
+    await page.getByText("blue", { exact: true }).first().waitFor();
+    await clean(page, "the job page");
+  });
+
+  await step("a job with failures shows the first one and the failures list", async () => {
+    await createJob(page, "iris-studio", { input: { kind: "url", value: process.env.BROKEN_INPUT }, output: "studio-out/run4" });
+    await waitForStatus(page, "Completed");
+    await page.getByTestId("first-failure").waitFor();
+    await page.getByRole("heading", { name: /^Failures \(\d+\)$/ }).waitFor();
+    assert.match(await page.getByTestId("first-failure").textContent(), /bad_value\.csv/);
+    await page.screenshot({ path: path.join(SHOTS, "job-failed.png"), fullPage: true });
+  });
+
+  await step("a running job's page follows it live, and cancel stops it", async () => {
+    await createJob(page, "slow-ep", { output: "slow-out/run1" });
+    await page.getByTestId("status").filter({ hasText: "Running" }).waitFor({ timeout: 60000 });
+    await page.getByTestId("progress").filter({ hasText: /of 1 mini-batches/ }).waitFor();
+    await page.getByRole("button", { name: "Cancel job" }).click();
+    await waitForStatus(page, "Canceled");
+  });
+
+  await step("delete a deployment that is not the default", async () => {
+    await page.goto(`${URL}/#/endpoints/iris-studio`);
+    await page.getByRole("button", { name: "Delete deployment blue" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Delete" }).click();
+    await page.getByRole("cell", { name: "blue", exact: true }).waitFor({ state: "detached" });
+    await page.getByRole("cell", { name: "green (default)" }).waitFor();
+    assert.equal(await page.getByRole("button", { name: "Delete deployment green" }).count(), 0, "the default cannot be deleted here");
+  });
+
   await step("an output that exists is named before submit; nothing is overwritten", async () => {
     const before = await page.evaluate(async () => (await (await fetch("/jobs", { headers: { Authorization: `Bearer ${sessionStorage.getItem("batchscore.token")}` } })).json()).value.length);
     await createJob(page, "iris-studio", { output: "studio-out/run1" });
@@ -203,8 +246,8 @@ async function createJob(page, endpoint, { overrides, output }) {
   await step("the jobs tab lists the endpoint's jobs", async () => {
     await page.goto(`${URL}/#/endpoints/iris-studio/jobs`);
     await page.getByTestId("jobs").locator("tbody tr").first().waitFor();
-    assert.equal(await page.getByTestId("jobs").locator("tbody tr").count(), 2);
-    assert.equal(await page.getByTestId("jobs").getByText("Completed").count(), 2);
+    assert.equal(await page.getByTestId("jobs").locator("tbody tr").count(), 4);
+    assert.equal(await page.getByTestId("jobs").getByText("Completed").count(), 4);
     await clean(page, "the jobs tab");
     await page.screenshot({ path: path.join(SHOTS, "jobs.png") });
   });
@@ -225,12 +268,12 @@ async function createJob(page, endpoint, { overrides, output }) {
     await page.getByRole("button", { name: "Delete endpoint" }).click();
     const dialog = page.getByRole("dialog");
     await dialog.waitFor();
-    assert.match(await dialog.textContent(), /2 deployment\(s\) are deleted\. Its jobs stay listed/);
+    assert.match(await dialog.textContent(), /1 deployment\(s\) are deleted\. Its jobs stay listed/);
     await dialog.getByRole("button", { name: "Delete" }).click();
     await page.getByRole("heading", { name: "Endpoints" }).waitFor();
     assert.equal(await page.getByRole("link", { name: "iris-studio" }).count(), 0);
     const jobs = await page.evaluate(async () => (await (await fetch("/jobs?top=10&order=newest", { headers: { Authorization: `Bearer ${sessionStorage.getItem("batchscore.token")}` } })).json()).value.filter((j) => j.properties.endpoint_name === "iris-studio").length);
-    assert.equal(jobs, 2, "its jobs remain");
+    assert.equal(jobs, 4, "its jobs remain");
   });
 
   await step("readable at 390x844", async () => {

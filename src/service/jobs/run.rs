@@ -54,6 +54,12 @@ impl Observer for CatalogObserver {
 
     fn planned(&self, summary: &PlanSummary) {
         self.note(|s| {
+            // The totals are known now: a job's record shows them before its first mini-batch.
+            s.progress = Some(ProgressUpdate {
+                files_total: summary.files,
+                mini_batches_total: summary.mini_batches,
+                ..Default::default()
+            });
             s.lines.push(format!(
                 "{}: planned {} files ({} skipped) in {} mini-batches, output {}",
                 crate::workspace::now(),
