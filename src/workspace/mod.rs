@@ -30,7 +30,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
-pub use store::{Asset, Tags};
+pub use store::{Asset, Tags, Window};
 
 /// The folder inside a workspace root that marks it.
 pub const DOT_DIR: &str = ".batchscore";

@@ -68,25 +68,65 @@ impl Workspace {
     /// Rows in creation order, optionally only those whose first key is `k1`, or whose extra
     /// column equals a value (`filters`).
     pub fn list<A: Asset>(&self, k1: Option<&str>, filters: &[(&str, &str)]) -> Result<Vec<A>, CatalogError> {
-        let mut wheres = Vec::new();
-        let mut args: Vec<String> = Vec::new();
-        if let Some(k) = k1 {
-            args.push(k.to_string());
-            wheres.push(format!("{} = ?{}", A::KEY.0, args.len()));
-        }
-        for (col, v) in filters {
-            args.push(v.to_string());
-            wheres.push(format!("{col} = ?{}", args.len()));
-        }
-        let clause = if wheres.is_empty() { String::new() } else { format!(" WHERE {}", wheres.join(" AND ")) };
+        let (clause, args) = where_clause::<A>(k1, filters);
         let sql = format!("SELECT doc FROM {}{clause} ORDER BY seq", A::TABLE);
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.sql(e))?;
+        self.docs(&sql, &args)
+    }
+
+    /// One window of [`Workspace::list`] (in creation order, or newest first), and how many
+    /// rows the whole list has: a page reads only its own rows.
+    pub fn list_window<A: Asset>(
+        &self,
+        k1: Option<&str>,
+        filters: &[(&str, &str)],
+        w: Window,
+    ) -> Result<(Vec<A>, usize), CatalogError> {
+        let (clause, args) = where_clause::<A>(k1, filters);
+        let order = if w.newest { "DESC" } else { "ASC" };
+        let sql =
+            format!("SELECT doc FROM {}{clause} ORDER BY seq {order} LIMIT {} OFFSET {}", A::TABLE, w.top, w.skip);
+        let rows = self.docs(&sql, &args)?;
+        let count: i64 = self
+            .conn
+            .query_row(&format!("SELECT COUNT(*) FROM {}{clause}", A::TABLE), params_from_iter(args.iter()), |r| {
+                r.get(0)
+            })
+            .map_err(|e| self.sql(e))?;
+        Ok((rows, count as usize))
+    }
+
+    fn docs<A: Asset>(&self, sql: &str, args: &[String]) -> Result<Vec<A>, CatalogError> {
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.sql(e))?;
         let docs: Vec<String> = stmt
             .query_map(params_from_iter(args.iter()), |r| r.get(0))
             .and_then(|rows| rows.collect())
             .map_err(|e| self.sql(e))?;
         docs.into_iter().map(decode).collect()
     }
+}
+
+/// A window of a list: `top` rows after the first `skip`, oldest or newest first.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub skip: usize,
+    pub top: usize,
+    pub newest: bool,
+}
+
+/// ` WHERE k1 = ?1 AND col = ?2 ...` and its arguments.
+fn where_clause<A: Asset>(k1: Option<&str>, filters: &[(&str, &str)]) -> (String, Vec<String>) {
+    let mut wheres = Vec::new();
+    let mut args: Vec<String> = Vec::new();
+    if let Some(k) = k1 {
+        args.push(k.to_string());
+        wheres.push(format!("{} = ?{}", A::KEY.0, args.len()));
+    }
+    for (col, v) in filters {
+        args.push(v.to_string());
+        wheres.push(format!("{col} = ?{}", args.len()));
+    }
+    let clause = if wheres.is_empty() { String::new() } else { format!(" WHERE {}", wheres.join(" AND ")) };
+    (clause, args)
 }
 
 /// Adds a row; one with the same key is [`CatalogError::AlreadyExists`].

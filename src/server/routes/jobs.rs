@@ -57,8 +57,22 @@ impl JobResource {
     }
 }
 
-fn resources(jobs: Vec<Job>, page: &Page, path: &str) -> ApiResult {
-    super::paged(jobs.into_iter().map(JobResource::of).collect(), page, path)
+/// The jobs (of an endpoint, of a deployment), all or the window the query asks for.
+async fn resources(
+    s: &AppState,
+    endpoint: Option<String>,
+    deployment: Option<String>,
+    page: Page,
+    path: &str,
+) -> ApiResult {
+    let of = |jobs: Vec<Job>| jobs.into_iter().map(JobResource::of).collect::<Vec<_>>();
+    let Some(w) = page.window()? else {
+        let all = with_ws(s, move |ws| jobs::list(ws, endpoint.as_deref(), deployment.as_deref(), None)).await?;
+        return super::list(of(all));
+    };
+    let (value, count) =
+        with_ws(s, move |ws| jobs::list_window(ws, endpoint.as_deref(), deployment.as_deref(), w)).await?;
+    super::windowed(of(value), count, w, &page, path)
 }
 
 /// Azure's invoke body.
@@ -184,7 +198,7 @@ fn invoke_spec(endpoint: String, headers: &HeaderMap, p: InvokeProperties) -> Re
     responses((status = 200, body = ValueList<JobResource>)))]
 pub async fn endpoint_jobs(State(s): State<AppState>, Path(e): Path<String>, Query(page): Query<Page>) -> ApiResult {
     let path = format!("/batchEndpoints/{e}/jobs");
-    resources(with_ws(&s, move |ws| jobs::list(ws, Some(&e), None, None)).await?, &page, &path)
+    resources(&s, Some(e), None, page, &path).await
 }
 
 /// The deployment's jobs, oldest first.
@@ -197,14 +211,14 @@ pub async fn deployment_jobs(
     Query(page): Query<Page>,
 ) -> ApiResult {
     let path = format!("/batchEndpoints/{e}/deployments/{d}/jobs");
-    resources(with_ws(&s, move |ws| jobs::list(ws, Some(&e), Some(&d), None)).await?, &page, &path)
+    resources(&s, Some(e), Some(d), page, &path).await
 }
 
 /// Every job, oldest first.
 #[utoipa::path(get, path = "/jobs", tag = "jobs", security(("bearer" = ["read"])),
     params(Page), responses((status = 200, body = ValueList<JobResource>)))]
 pub async fn list_jobs(State(s): State<AppState>, Query(page): Query<Page>) -> ApiResult {
-    resources(with_ws(&s, |ws| jobs::list(ws, None, None, None)).await?, &page, "/jobs")
+    resources(&s, None, None, page, "/jobs").await
 }
 
 /// One job.

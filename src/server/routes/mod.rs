@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::error::ApiError;
 use crate::service as svc;
-use crate::workspace::Workspace;
+use crate::workspace::{Window, Workspace};
 
 pub type ApiResult = Result<Response, ApiError>;
 
@@ -104,25 +104,32 @@ pub struct Page {
     order: Option<String>,
 }
 
-/// One page of `all`, with the total and a link to the next page (`path` is the collection's).
-pub fn paged<T: Serialize>(mut all: Vec<T>, page: &Page, path: &str) -> ApiResult {
-    match page.order.as_deref() {
-        None | Some("oldest") => {}
-        Some("newest") => all.reverse(),
-        Some(other) => return Err(ApiError::bad_request(format!("order {other:?}: use oldest or newest"))),
+impl Page {
+    /// The window asked for; `None` when no paging parameter was given (the whole list).
+    pub fn window(&self) -> Result<Option<Window>, ApiError> {
+        let newest = match self.order.as_deref() {
+            None | Some("oldest") => false,
+            Some("newest") => true,
+            Some(other) => return Err(ApiError::bad_request(format!("order {other:?}: use oldest or newest"))),
+        };
+        if self.top.is_none() && self.skip.is_none() && self.order.is_none() {
+            return Ok(None);
+        }
+        let paging = self.top.is_some() || self.skip.is_some();
+        let top = self.top.unwrap_or(if paging { 100 } else { i64::MAX as usize });
+        if paging && !(1..=1000).contains(&top) {
+            return Err(ApiError::bad_request(format!("top {top}: 1 to 1000")));
+        }
+        Ok(Some(Window { skip: self.skip.unwrap_or(0), top, newest }))
     }
-    if page.top.is_none() && page.skip.is_none() {
-        return list(all);
-    }
-    let top = page.top.unwrap_or(100);
-    if !(1..=1000).contains(&top) {
-        return Err(ApiError::bad_request(format!("top {top}: 1 to 1000")));
-    }
-    let (count, skip) = (all.len(), page.skip.unwrap_or(0));
-    let value: Vec<T> = all.into_iter().skip(skip).take(top).collect();
-    let next_link = (skip + top < count).then(|| {
+}
+
+/// One window of a collection, with the total and a link to the next window (`path` is the
+/// collection's).
+pub fn windowed<T: Serialize>(value: Vec<T>, count: usize, w: Window, page: &Page, path: &str) -> ApiResult {
+    let next_link = (w.skip.saturating_add(w.top) < count).then(|| {
         let order = page.order.as_deref().map(|o| format!("&order={o}")).unwrap_or_default();
-        format!("{path}?top={top}&skip={}{order}", skip + top)
+        format!("{path}?top={}&skip={}{order}", w.top, w.skip + w.top)
     });
     ok(ValueList { value, count: Some(count), next_link })
 }

@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{
-    ApiResult, AppState, Page, Patch, ValueList, body, change_of, created, no_content, ok, paged, version_param,
+    ApiResult, AppState, Page, Patch, ValueList, body, change_of, created, no_content, ok, version_param, windowed,
     with_ws,
 };
 use crate::server::error::{ApiError, ErrorBody};
@@ -46,7 +46,7 @@ pub async fn model_content(State(s): State<AppState>, Path((name, version)): Pat
 #[utoipa::path(get, path = "/models", tag = "models", security(("bearer" = ["read"])),
     params(Page), responses((status = 200, body = ValueList<Model>)))]
 pub async fn list_models(State(s): State<AppState>, Query(page): Query<Page>) -> ApiResult {
-    paged(with_ws(&s, |ws| models::list(ws, None)).await?, &page, "/models")
+    models_window(s, None, page, "/models".into()).await
 }
 
 /// The versions of one model.
@@ -59,7 +59,16 @@ pub async fn model_versions(
     Query(page): Query<Page>,
 ) -> ApiResult {
     let path = format!("/models/{name}/versions");
-    paged(with_ws(&s, move |ws| models::list(ws, Some(&name))).await?, &page, &path)
+    models_window(s, Some(name), page, path).await
+}
+
+/// All the versions (of one name), or the window the query asks for.
+async fn models_window(s: AppState, name: Option<String>, page: Page, path: String) -> ApiResult {
+    let Some(w) = page.window()? else {
+        return super::list(with_ws(&s, move |ws| models::list(ws, name.as_deref())).await?);
+    };
+    let (value, count) = with_ws(&s, move |ws| Ok(ws.list_window::<Model>(name.as_deref(), &[], w)?)).await?;
+    windowed(value, count, w, &page, &path)
 }
 
 /// One model version (`latest` for the newest).

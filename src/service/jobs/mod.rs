@@ -18,7 +18,7 @@ use crate::engine::{JobOptions, JobSpec};
 use crate::workspace::assets::{
     AssetRef, BatchDeployment, BatchEndpoint, Environment, Job, JobInput, JobStatus, Model,
 };
-use crate::workspace::{CatalogError, Workspace, names, refs, store};
+use crate::workspace::{CatalogError, Window, Workspace, names, refs, store};
 
 pub use follow::{OutputFile, download, events, output_files, stream};
 pub use run::{Ran, run};
@@ -377,6 +377,26 @@ pub fn list(
         }
     }
     Ok(out)
+}
+
+/// One window of the jobs of an endpoint (and deployment), with how many there are in all;
+/// reads only the window's rows (dead ones among them are marked Failed).
+pub fn list_window(
+    ws: &mut Workspace,
+    endpoint: Option<&str>,
+    deployment: Option<&str>,
+    window: Window,
+) -> Result<(Vec<Job>, usize)> {
+    let mut filters = Vec::new();
+    if let Some(e) = endpoint {
+        filters.push(("endpoint", e));
+    }
+    if let Some(d) = deployment {
+        filters.push(("deployment", d));
+    }
+    let (jobs, count) = ws.list_window::<Job>(None, &filters, window)?;
+    let jobs = jobs.into_iter().map(|j| check_stale(ws, j)).collect::<Result<Vec<_>>>()?;
+    Ok((jobs, count))
 }
 
 /// Why a job that is not finished is dead, if it is.
