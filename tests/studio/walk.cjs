@@ -190,6 +190,12 @@ async function createJob(page, endpoint, { overrides, output, deployment, input 
     await page.getByRole("button", { name: "Next" }).click();
     await page.getByLabel("Deployment name").fill("green");
     await page.getByLabel("Pass-through columns").fill("id");
+    await page.getByLabel("Error threshold").fill("lots");
+    await page.getByRole("button", { name: "Next" }).click();
+    await page.getByRole("button", { name: "Create" }).click();
+    // The API's refusal of a setting, beside that setting, back on its step.
+    await page.locator("#set-error_threshold-error").filter({ hasText: /error_threshold/ }).waitFor();
+    await page.getByLabel("Error threshold").fill("");
     await page.getByRole("button", { name: "Next" }).click();
     await page.getByRole("button", { name: "Create" }).click();
     await page.getByRole("cell", { name: "green", exact: true }).waitFor();

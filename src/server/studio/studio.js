@@ -320,12 +320,11 @@ async function wizard(params) {
       try { await create(); location.hash = `#/endpoints/${enc(w.endpoint)}`; }
       catch (err) {
         next.disabled = false;
-        // Back to the step that holds the field the API named.
-        const msg = err.message;
-        if (/deployment/i.test(msg) && !/endpoint .* not found/i.test(msg)) w.step = 2; else if (/endpoint/i.test(msg)) w.step = 1;
+        // Back to the step that holds the field the API named, the error beside it.
+        const hit = wizardFields().find(([, , words]) => words.some((word) => err.message.includes(word)));
+        if (hit) w.step = hit[0];
         draw();
-        const f = main.querySelector("form");
-        showError(f, err, [["ep-name", ["endpoint", "name"]], ["dep-name", ["deployment", "name"]], ...SETTINGS.map((s) => [`set-${s.key}`, [s.key]]), ["passthrough", ["passthrough"]]]);
+        showError(main.querySelector("form"), err, hit ? [[hit[1], hit[2]]] : []);
       }
     });
     render(w.mode === "existing" && params.get("endpoint") ? `Add deployment to ${w.endpoint}` : "Create batch endpoint",
@@ -350,6 +349,16 @@ async function wizard(params) {
     if (w.step === 2 && !w.deployment) return { id: "dep-name", msg: "The deployment needs a name." };
     return null;
   };
+  // The wizard's fields by step, most specific first, with the words an API error about each
+  // contains.
+  const wizardFields = () => [
+    ...SETTINGS.map((s) => [2, `set-${s.key}`, [s.key]]),
+    [2, "passthrough", ["passthrough"]],
+    [2, "environment", ["environment"]],
+    [2, "dep-name", ["deployment"]],
+    [1, w.mode === "new" ? "ep-name" : "ep-existing", ["endpoint"]],
+    [0, "model", ["model"]],
+  ];
   const stepModel = () => field("model", "Model", select(models.value.map((m) => [`${m.name}:${m.version}`, `${m.name} version ${m.version} (${signature(m.signature.inputs)})`]), w.model));
   const stepEndpoint = () => {
     const radios = h("fieldset", {}, h("legend", {}, "Endpoint"),
@@ -380,7 +389,12 @@ async function wizard(params) {
     h("dt", {}, "Pass-through columns"), h("dd", {}, w.passthrough || "none"),
     ...SETTINGS.flatMap((s) => [h("dt", {}, s.label), h("dd", {}, w.settings[s.key] || `${s.def || "number of cores"} (default)`)]));
   const create = async () => {
-    if (w.mode === "new") await api("PUT", `/batchEndpoints/${enc(w.endpoint)}`, { description: w.description || undefined });
+    if (w.mode === "new") {
+      await api("PUT", `/batchEndpoints/${enc(w.endpoint)}`, { description: w.description || undefined });
+      // Made: a retry after a deployment error adds to it rather than making it again.
+      w.mode = "existing";
+      eps.value.push({ name: w.endpoint });
+    }
     const doc = { model: `azureml:${w.model}`, environment: `azureml:${w.environment}`, settings: {} };
     for (const s of SETTINGS) {
       const v = w.settings[s.key];
