@@ -13,8 +13,13 @@ use super::AppState;
 use super::error::ApiError;
 
 const INDEX: &str = include_str!("index.html");
+const JS: &str = "text/javascript; charset=utf-8";
 const ASSETS: &[(&str, &str, &str)] = &[
-    ("studio.js", "text/javascript; charset=utf-8", include_str!("studio.js")),
+    ("studio.js", JS, include_str!("studio.js")),
+    ("api.js", JS, include_str!("api.js")),
+    ("ui.js", JS, include_str!("ui.js")),
+    ("deploy.js", JS, include_str!("deploy.js")),
+    ("jobs.js", JS, include_str!("jobs.js")),
     ("studio.css", "text/css; charset=utf-8", include_str!("studio.css")),
 ];
 
