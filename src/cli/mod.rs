@@ -61,7 +61,8 @@ pub enum Command {
     /// Access tokens for `batchscore serve`.
     #[command(subcommand)]
     Token(token::TokenCommand),
-    /// Serve the workspace's REST API (batch endpoint invoke, jobs, the registry) on loopback.
+    /// Serve the workspace over HTTP on loopback: the REST API (batch endpoint invoke, jobs, the
+    /// registry; /openapi.json) and the studio web page at /.
     Serve(Box<serve::ServeArgs>),
 }
 
