@@ -74,6 +74,7 @@ fn the_studio_walks_the_batch_endpoint_workflow_in_a_real_browser() {
     }
     let admin = token(&ws, "studio-admin", "admin");
     let reader = token(&ws, "studio-reader", "read");
+    let invoker = token(&ws, "studio-invoker", "invoke");
     let shots = target_dir().join("studio-screenshots");
     let _ = std::fs::remove_dir_all(&shots);
     std::fs::create_dir_all(&shots).unwrap();
@@ -84,6 +85,7 @@ fn the_studio_walks_the_batch_endpoint_workflow_in_a_real_browser() {
         .env("STUDIO_URL", format!("http://127.0.0.1:{}", s.port))
         .env("ADMIN_TOKEN", &admin)
         .env("READ_TOKEN", &reader)
+        .env("INVOKE_TOKEN", &invoker)
         // Some files score, some fail (a bad value, a ragged row, a truncated Parquet file).
         .env("BROKEN_INPUT", data("broken/tabular"))
         .env("SHOTS", &shots)

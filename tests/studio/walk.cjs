@@ -1,8 +1,9 @@
 // The studio's workflow in a real headless Chromium (Debian's, driven by playwright-core), as
 // the seed page describes it. Run by tests/studio_browser.rs, which makes the workspace, starts
-// `batchscore serve` and passes: STUDIO_URL, ADMIN_TOKEN, READ_TOKEN, SHOTS (a folder for
-// screenshots), CHROMIUM (the browser), PLAYWRIGHT (playwright-core's folder). Prints one JSON
-// line of measurements last; exits non-zero on the first step that does not hold.
+// `batchscore serve` and passes: STUDIO_URL, ADMIN_TOKEN, INVOKE_TOKEN, READ_TOKEN, SHOTS (a
+// folder for screenshots), BROKEN_INPUT (a folder where some files fail), CHROMIUM (the
+// browser), PLAYWRIGHT (playwright-core's folder). Prints one JSON line of measurements last;
+// exits non-zero on the first step that does not hold.
 
 const path = require("path");
 const assert = require("assert/strict");
@@ -105,6 +106,18 @@ async function createJob(page, endpoint, { overrides, output, deployment, input 
     await page.getByText("Scoring URI").waitFor();
     assert.equal(await page.getByRole("button", { name: "Delete endpoint" }).count(), 0);
     assert.equal(await page.getByRole("link", { name: "Create job" }).count(), 0);
+    await signOut(page);
+  });
+
+  await step("an invoke token may start jobs and nothing more", async () => {
+    await signIn(page, process.env.INVOKE_TOKEN);
+    await page.getByRole("heading", { name: "Endpoints" }).waitFor();
+    assert.equal(await page.getByRole("link", { name: "+ Create" }).count(), 0);
+    await page.goto(`${URL}/#/endpoints/bulk-ep`);
+    await page.getByRole("link", { name: "Create job" }).waitFor();
+    for (const admin of ["+ Add deployment", "Delete endpoint"]) {
+      assert.equal(await page.getByText(admin, { exact: true }).count(), 0, `an invoke token sees ${admin}`);
+    }
     await signOut(page);
   });
 
