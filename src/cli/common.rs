@@ -11,6 +11,22 @@ use super::output::{Format, render};
 use crate::service::ServiceError;
 use crate::workspace::Workspace;
 
+/// `-n NAME` and the common flags: what show, delete, cancel and revoke take.
+#[derive(Debug, Args)]
+pub struct Name {
+    #[arg(long, short = 'n')]
+    pub name: String,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Only the common flags: what list takes.
+#[derive(Debug, Args)]
+pub struct Plain {
+    #[command(flatten)]
+    pub common: Common,
+}
+
 /// `--workspace`, `-o/--output` and `--query`, on every catalog command.
 #[derive(Debug, Args, Clone)]
 pub struct Common {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::Exit;
-use super::common::{Common, fail, warn};
+use super::common::{Common, Name, fail, warn};
 use crate::service::datastores;
 use crate::workspace::assets::Datastore;
 
@@ -28,14 +28,6 @@ pub struct Create {
     /// Overrides the name in the file.
     #[arg(long, short = 'n')]
     pub name: Option<String>,
-    #[command(flatten)]
-    pub common: Common,
-}
-
-#[derive(Debug, Args)]
-pub struct Name {
-    #[arg(long, short = 'n')]
-    pub name: String,
     #[command(flatten)]
     pub common: Common,
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 
 use super::Exit;
-use super::common::{Common, UpdateArgs, confirm, fail, warn};
+use super::common::{Common, Name, Plain, UpdateArgs, confirm, fail, warn};
 use super::progress::Shown;
 use crate::service::endpoints::{self, EndpointSpec};
 use crate::service::jobs::{self, InvokeSpec};
@@ -51,20 +51,6 @@ pub struct Update {
     pub name: String,
     #[command(flatten)]
     pub change: UpdateArgs,
-    #[command(flatten)]
-    pub common: Common,
-}
-
-#[derive(Debug, Args)]
-pub struct Name {
-    #[arg(long, short = 'n')]
-    pub name: String,
-    #[command(flatten)]
-    pub common: Common,
-}
-
-#[derive(Debug, Args)]
-pub struct Plain {
     #[command(flatten)]
     pub common: Common,
 }

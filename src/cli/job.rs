@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::Exit;
-use super::common::{Common, fail};
+use super::common::{Common, Name, fail};
 use crate::service::jobs;
 use crate::workspace::assets::JobStatus;
 
@@ -31,14 +31,6 @@ pub struct List {
     /// Only jobs with this status (Running, Completed, Failed, ...).
     #[arg(long, short = 's')]
     pub status: Option<String>,
-    #[command(flatten)]
-    pub common: Common,
-}
-
-#[derive(Debug, Args)]
-pub struct Name {
-    #[arg(long, short = 'n')]
-    pub name: String,
     #[command(flatten)]
     pub common: Common,
 }

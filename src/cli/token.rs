@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 
 use super::Exit;
-use super::common::{Common, Listed};
+use super::common::{Common, Listed, Name, Plain};
 use crate::service::ServiceError;
 use crate::service::tokens::{self, Created};
 use crate::workspace::assets::Scope;
@@ -28,20 +28,6 @@ pub struct Create {
     /// How long it lives: 30d, 12h, 90m, or never.
     #[arg(long, default_value = "90d")]
     pub expires: String,
-    #[command(flatten)]
-    pub common: Common,
-}
-
-#[derive(Debug, Args)]
-pub struct Plain {
-    #[command(flatten)]
-    pub common: Common,
-}
-
-#[derive(Debug, Args)]
-pub struct Name {
-    #[arg(long, short = 'n')]
-    pub name: String,
     #[command(flatten)]
     pub common: Common,
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::Exit;
-use super::common::{Common, confirm, fail};
+use super::common::{Common, Plain, confirm, fail};
 use crate::service::{ServiceError, workspaces};
 
 #[derive(Debug, Subcommand)]
@@ -25,12 +25,6 @@ pub struct Create {
     /// An object-store URL for workspaceblobstore (default: a folder inside the workspace).
     #[arg(long, value_name = "URL")]
     pub default_datastore: Option<String>,
-    #[command(flatten)]
-    pub common: Common,
-}
-
-#[derive(Debug, Args)]
-pub struct Plain {
     #[command(flatten)]
     pub common: Common,
 }
