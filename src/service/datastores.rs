@@ -180,35 +180,48 @@ pub fn delete(ws: &mut Workspace, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// A file under a datastore path.
+/// A file under a store path.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct StoredFile {
     /// Relative to the path asked for.
     pub path: String,
     pub size_bytes: u64,
+    /// Where it is in its store.
+    #[serde(skip)]
+    pub location: object_store::path::Path,
+}
+
+/// The store location a reference resolves to (a datastore path, a data asset, a URL or a
+/// path), with its datastore's options.
+pub fn locate(ws: &Workspace, reference: &str) -> Result<Location> {
+    let resolved = ws.resolve(reference)?;
+    Ok(Location::open(&resolved.url, &StorageOptions::parse(&resolved.storage_options)?)?)
+}
+
+/// The first `limit` files under `loc` (at every depth), relative to it, and whether there
+/// are more.
+pub fn files_under(loc: &Location, limit: usize) -> Result<(Vec<StoredFile>, bool)> {
+    use futures::StreamExt;
+    let listed: Vec<std::result::Result<object_store::ObjectMeta, object_store::Error>> =
+        super::io_runtime()?.block_on(loc.store.list(Some(&loc.path)).take(limit.saturating_add(1)).collect());
+    let mut files = Vec::new();
+    for meta in listed {
+        let meta = meta.map_err(|e| ServiceError::store(loc, &e))?;
+        let rel = meta
+            .location
+            .prefix_match(&loc.path)
+            .map(|p| p.map(|s| s.as_ref().to_string()).collect::<Vec<_>>().join("/"));
+        let path = rel.unwrap_or_else(|| meta.location.to_string());
+        files.push(StoredFile { path, size_bytes: meta.size, location: meta.location });
+    }
+    let more = files.len() > limit;
+    files.truncate(limit);
+    Ok((files, more))
 }
 
 /// The first `limit` files under `path` of datastore `name` (all depths), and whether there
 /// are more: what a page shows before a job writes there (an output must not exist).
 pub fn list_files(ws: &Workspace, name: &str, path: &str, limit: usize) -> Result<(Vec<StoredFile>, bool)> {
-    use futures::StreamExt;
     let reference = format!("azureml://datastores/{name}/paths/{}", path.trim_start_matches('/'));
-    let resolved = ws.resolve(&reference)?;
-    let loc = Location::open(&resolved.url, &StorageOptions::parse(&resolved.storage_options)?)?;
-    let io = super::io_runtime()?;
-    let listed: Vec<std::result::Result<object_store::ObjectMeta, object_store::Error>> =
-        io.block_on(loc.store.list(Some(&loc.path)).take(limit + 1).collect());
-    let mut files = Vec::new();
-    for meta in listed {
-        let meta =
-            meta.map_err(|e| ServiceError::Store { url: loc.display.clone(), message: crate::storage::describe(&e) })?;
-        let rel = meta
-            .location
-            .prefix_match(&loc.path)
-            .map(|p| p.map(|s| s.as_ref().to_string()).collect::<Vec<_>>().join("/"));
-        files.push(StoredFile { path: rel.unwrap_or_else(|| meta.location.to_string()), size_bytes: meta.size });
-    }
-    let more = files.len() > limit;
-    files.truncate(limit);
-    Ok((files, more))
+    files_under(&locate(ws, &reference)?, limit)
 }

@@ -86,6 +86,11 @@ impl ServiceError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> ServiceError {
         ServiceError::Catalog(CatalogError::invalid(field, message))
     }
+
+    /// A store's refusal, naming the location (never its credentials).
+    pub fn store(loc: &crate::storage::Location, e: &object_store::Error) -> ServiceError {
+        ServiceError::Store { url: loc.display.clone(), message: crate::storage::describe(e) }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, ServiceError>;

@@ -316,9 +316,9 @@ pub async fn output_files(State(s): State<AppState>, Path((job, output)): Path<(
         files
             .into_iter()
             .map(|f| OutputFile {
-                content: format!("/jobs/{job}/outputs/{output}/content?path={}", query_escape(&f.rel)),
-                path: f.rel,
-                size_bytes: f.size,
+                content: format!("/jobs/{job}/outputs/{output}/content?path={}", query_escape(&f.path)),
+                path: f.path,
+                size_bytes: f.size_bytes,
             })
             .collect(),
     )
@@ -347,7 +347,7 @@ pub async fn output_content(
     let (j, o) = (job.clone(), output.clone());
     let (loc, files) = with_ws(&s, move |ws| jobs::output_files(ws, &j, &o)).await?;
     // Only a file the listing names: no path of the client's making reaches the store.
-    let Some(file) = files.into_iter().find(|f| f.rel == q.path) else {
+    let Some(file) = files.into_iter().find(|f| f.path == q.path) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "NotFound",
@@ -357,5 +357,5 @@ pub async fn output_content(
             ),
         ));
     };
-    super::stream_object(&loc, &file.location, file.size, &file.rel).await
+    super::stream_object(&loc, &file.location, file.size_bytes, &file.path).await
 }

@@ -3,12 +3,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 
 use super::show;
+use crate::service::datastores::{self, StoredFile};
 use crate::service::{Result, ServiceError};
-use crate::storage::{Location, StorageOptions};
+use crate::storage::Location;
 use crate::workspace::Workspace;
 use crate::workspace::assets::Job;
 
@@ -44,16 +44,9 @@ pub fn stream(ws: &mut Workspace, name: &str, mut print: impl FnMut(&str)) -> Re
     }
 }
 
-/// One file of a job's output, relative to the output folder.
-pub struct OutputFile {
-    /// `predictions.csv`, `logs/job_result.json`, ...
-    pub rel: String,
-    pub size: u64,
-    pub location: object_store::path::Path,
-}
-
-/// A job's output folder and its files (predictions and logs; never the staging area).
-pub fn output_files(ws: &mut Workspace, name: &str, output: &str) -> Result<(Location, Vec<OutputFile>)> {
+/// A job's output folder and its files, relative to it (predictions and logs; never the
+/// staging area), in name order.
+pub fn output_files(ws: &mut Workspace, name: &str, output: &str) -> Result<(Location, Vec<StoredFile>)> {
     let job = show(ws, name)?;
     let out = job.outputs.get(output).ok_or_else(|| {
         ServiceError::invalid(
@@ -61,28 +54,11 @@ pub fn output_files(ws: &mut Workspace, name: &str, output: &str) -> Result<(Loc
             format!("job {name} has the outputs: {}", job.outputs.keys().cloned().collect::<Vec<_>>().join(", ")),
         )
     })?;
-    let resolved = ws.resolve(&out.path)?;
-    let loc = Location::open(&resolved.url, &StorageOptions::parse(&resolved.storage_options)?)?;
-    let listed: Vec<object_store::ObjectMeta> = crate::service::io_runtime()?
-        .block_on(loc.store.list(Some(&loc.path)).try_collect())
-        .map_err(|e| store_error(&loc, e))?;
-    let mut files: Vec<OutputFile> = listed
-        .into_iter()
-        .filter_map(|meta| {
-            let rel: Vec<String> = meta.location.prefix_match(&loc.path)?.map(|p| p.as_ref().to_string()).collect();
-            (!rel.is_empty() && rel[0] != "_staging").then(|| OutputFile {
-                rel: rel.join("/"),
-                size: meta.size,
-                location: meta.location,
-            })
-        })
-        .collect();
-    files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    let loc = datastores::locate(ws, &out.path)?;
+    let (mut files, _) = datastores::files_under(&loc, usize::MAX)?;
+    files.retain(|f| !f.path.is_empty() && f.path.split('/').next() != Some("_staging"));
+    files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok((loc, files))
-}
-
-fn store_error(loc: &Location, e: object_store::Error) -> ServiceError {
-    ServiceError::Store { url: loc.display.clone(), message: crate::storage::describe(&e) }
 }
 
 /// Copies a job's output (`score`: predictions and logs) into `dir/named-outputs/<output>/`.
@@ -98,9 +74,10 @@ pub fn download(ws: &mut Workspace, name: &str, output: &str, dir: &Path) -> Res
     let io = crate::service::io_runtime()?;
     let mut written = Vec::new();
     for f in files {
-        let bytes =
-            io.block_on(async { loc.store.get(&f.location).await?.bytes().await }).map_err(|e| store_error(&loc, e))?;
-        let file = f.rel.split('/').fold(to.clone(), |p, part| p.join(part));
+        let bytes = io
+            .block_on(async { loc.store.get(&f.location).await?.bytes().await })
+            .map_err(|e| ServiceError::store(&loc, &e))?;
+        let file = f.path.split('/').fold(to.clone(), |p, part| p.join(part));
         if let Some(parent) = file.parent() {
             std::fs::create_dir_all(parent)
                 .map_err(|source| ServiceError::Io { path: parent.to_path_buf(), source })?;

@@ -20,7 +20,7 @@ use crate::workspace::assets::{
 };
 use crate::workspace::{CatalogError, Window, Workspace, names, refs, store};
 
-pub use follow::{OutputFile, download, events, output_files, stream};
+pub use follow::{download, events, output_files, stream};
 pub use run::{Ran, run};
 
 /// A job whose heartbeat is older than this is taken for dead.
@@ -353,13 +353,7 @@ pub fn list(
     deployment: Option<&str>,
     status: Option<&str>,
 ) -> Result<Vec<Job>> {
-    let mut filters = Vec::new();
-    if let Some(e) = endpoint {
-        filters.push(("endpoint", e));
-    }
-    if let Some(d) = deployment {
-        filters.push(("deployment", d));
-    }
+    let filters = filters(endpoint, deployment);
     if let Some(s) = status {
         JobStatus::parse(s).ok_or_else(|| {
             ServiceError::invalid(
@@ -379,6 +373,11 @@ pub fn list(
     Ok(out)
 }
 
+/// The catalog filters for the jobs of an endpoint (and deployment).
+fn filters<'a>(endpoint: Option<&'a str>, deployment: Option<&'a str>) -> Vec<(&'static str, &'a str)> {
+    [("endpoint", endpoint), ("deployment", deployment)].into_iter().filter_map(|(col, v)| Some((col, v?))).collect()
+}
+
 /// One window of the jobs of an endpoint (and deployment), with how many there are in all;
 /// reads only the window's rows (dead ones among them are marked Failed).
 pub fn list_window(
@@ -387,13 +386,7 @@ pub fn list_window(
     deployment: Option<&str>,
     window: Window,
 ) -> Result<(Vec<Job>, usize)> {
-    let mut filters = Vec::new();
-    if let Some(e) = endpoint {
-        filters.push(("endpoint", e));
-    }
-    if let Some(d) = deployment {
-        filters.push(("deployment", d));
-    }
+    let filters = filters(endpoint, deployment);
     let (jobs, count) = ws.list_window::<Job>(None, &filters, window)?;
     let jobs = jobs.into_iter().map(|j| check_stale(ws, j)).collect::<Result<Vec<_>>>()?;
     Ok((jobs, count))
