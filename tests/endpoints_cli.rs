@@ -368,7 +368,8 @@ fn cancel_from_another_process_stops_the_job_and_publishes_nothing() {
     assert_eq!(job["status"], "Canceled", "{job}");
     let score = ws.join(".batchscore/workspaceblobstore/azureml/to-cancel/score");
     assert!(!score.join("predictions.csv").exists(), "nothing published");
-    assert!(!score.join("_staging").exists());
+    // Kept for `job resume`: the plan (and any scored parts), nothing published.
+    assert!(score.join("_staging/to-cancel/plan.json").exists(), "the canceled job can be resumed");
     bs(&ws, &["job", "cancel", "-n", "to-cancel"]).expect_code(2).stderr_has(&["already ended"]);
     let followed = follower.wait_with_output().unwrap();
     let lines = String::from_utf8_lossy(&followed.stderr);

@@ -187,7 +187,9 @@ fn corrupt_tabular_files_fail_the_job_at_threshold_zero() {
     );
     run.expect_code(1).stderr_has(&["error_threshold"]);
     assert!(!out.join("predictions.csv").exists(), "no predictions published by a failed job");
-    assert_eq!(names(&out), ["logs"], "no staging leftovers");
+    // The plan and the scored parts stay, for --resume.
+    assert_eq!(names(&out), ["_staging", "logs"]);
+    assert!(run.stderr.contains("--resume"), "{}", run.stderr);
     let jr = job_result(&out);
     assert_eq!(jr["status"], "Failed");
     assert!(jr["error"].as_str().is_some_and(|e| e.contains("error_threshold")), "{:?}", jr["error"]);

@@ -203,6 +203,26 @@ pub struct ScoreArgs {
     /// still running on this machine is never touched.
     #[arg(long)]
     pub clean_staging: bool,
+    /// Go on with the job this --output holds (after a crash, kill -9, Ctrl-C, a full disk or
+    /// a passed error threshold): score only the mini-batches it has not, then publish as if it
+    /// had run in one go. The inputs, model and settings must be the job's (what differs is
+    /// named); --max-retries, --timeout, --error-threshold and concurrency may change. Starts
+    /// the job when there is none.
+    #[arg(long)]
+    pub resume: bool,
+    /// Processes sharing this job (Azure ML's instance_count): start N processes with the same
+    /// flags, on one machine or many, in any order; they claim mini-batches through the store
+    /// and the last to finish publishes [default: 1].
+    #[arg(long, value_name = "N")]
+    pub instance_count: Option<String>,
+    /// This process's index among --instance-count, 0 to N-1 [default: from
+    /// JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID or AWS_BATCH_JOB_ARRAY_INDEX, else 0].
+    #[arg(long, value_name = "I")]
+    pub instance_index: Option<String>,
+    /// Seconds a process of a shared job may go without its heartbeat before others take over
+    /// its mini-batches (a new job records it; a job keeps its own) [default: 60].
+    #[arg(long, value_name = "SECONDS")]
+    pub lease_timeout: Option<String>,
 }
 
 impl ScoreArgs {
@@ -215,7 +235,7 @@ impl ScoreArgs {
             mini_batch_size: self.mini_batch_size.clone(),
             mini_batch_rows: self.mini_batch_rows.clone(),
             max_concurrency: self.max_concurrency.clone(),
-            instance_count: None,
+            instance_count: self.instance_count.clone(),
             output_action: self.output_action.clone(),
             output_file_name: self.output_file_name.clone(),
             max_retries: self.max_retries.clone(),

@@ -21,12 +21,21 @@ pub fn score_command(args: &ScoreArgs) -> Exit {
     for ignored in &deployment.ignored {
         tracing::warn!("deployment setting `{ignored}` has no meaning here and is ignored");
     }
-    let shown = Arc::new(Shown::new(settings.progress, settings.progress_interval));
-    let spec = JobSpec {
-        options: JobOptions { clean_staging: args.clean_staging, signals: true },
-        ..JobSpec::new(settings, deployment)
+    let options = match job_options(args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::CouldNotStart;
+        }
     };
+    let shown = Arc::new(Shown::new(settings.progress, settings.progress_interval));
+    let spec = JobSpec { options, ..JobSpec::new(settings, deployment) };
     match crate::engine::run(spec, &JobControl::with_observer(shown)) {
+        Err(crate::engine::PrepareError::Plan(e @ crate::engine::plan::PlanError::AlreadyCompleted { .. })) => {
+            // A process of a shared job started after the others finished it: nothing to do.
+            eprintln!("{}", crate::secrets::scrub(&e.to_string()));
+            Exit::Completed
+        }
         Err(e) => {
             eprintln!("error: {}", crate::secrets::scrub(&e.to_string()));
             Exit::CouldNotStart
@@ -46,6 +55,53 @@ pub fn score_command(args: &ScoreArgs) -> Exit {
             }
         }
     }
+}
+
+/// The environment variables schedulers give each process of an array job its index in.
+const INDEX_VARIABLES: [&str; 3] = ["JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID", "AWS_BATCH_JOB_ARRAY_INDEX"];
+
+fn job_options(args: &ScoreArgs) -> Result<JobOptions, String> {
+    let instance_index = match &args.instance_index {
+        Some(raw) => Some(raw.trim().parse::<usize>().map_err(|_| {
+            format!("--instance-index {raw:?}: expected a whole number from 0 to --instance-count minus 1")
+        })?),
+        None => index_from_environment()?,
+    };
+    let lease_seconds = match &args.lease_timeout {
+        Some(raw) => Some(
+            raw.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && (0.5..=86_400.0).contains(s))
+                .ok_or_else(|| format!("--lease-timeout {raw:?}: expected seconds from 0.5 to 86400"))?,
+        ),
+        None => None,
+    };
+    Ok(JobOptions {
+        clean_staging: args.clean_staging,
+        signals: true,
+        resume: args.resume,
+        instance_index,
+        lease_seconds,
+    })
+}
+
+/// The index a scheduler gave this process: Kubernetes' `JOB_COMPLETION_INDEX`, Slurm's
+/// `SLURM_ARRAY_TASK_ID` (counted from `SLURM_ARRAY_TASK_MIN`, so `--array=1-4` works) or AWS
+/// Batch's `AWS_BATCH_JOB_ARRAY_INDEX`.
+fn index_from_environment() -> Result<Option<usize>, String> {
+    for var in INDEX_VARIABLES {
+        let Ok(raw) = std::env::var(var) else { continue };
+        let n: usize =
+            raw.trim().parse().map_err(|_| format!("{var}={raw:?} is not an index; set --instance-index"))?;
+        let min = if var == "SLURM_ARRAY_TASK_ID" {
+            std::env::var("SLURM_ARRAY_TASK_MIN").ok().and_then(|m| m.trim().parse().ok()).unwrap_or(0)
+        } else {
+            0
+        };
+        return Ok(Some(n.saturating_sub(min)));
+    }
+    Ok(None)
 }
 
 fn resolve(args: &ScoreArgs) -> Result<(Settings, Deployment), crate::engine::settings::ConfigError> {
@@ -83,6 +139,23 @@ pub(super) fn init_logging(level: LogLevel) {
 pub(super) fn print_summary(o: &JobOutcome) {
     let r = &o.result;
     let c = &r.counts;
+    if !o.published {
+        // One process of a shared job that another published (or that this one left).
+        eprintln!(
+            "{}: this process scored {} of the job's {} mini-batches; output {}",
+            r.status.name(),
+            c.mini_batches_run,
+            c.mini_batches_total,
+            r.output
+        );
+        if let Some(e) = &r.error {
+            eprintln!("error: {e}");
+        }
+        if let Some(url) = &o.report_url {
+            eprintln!("job report (written by the process that published): {url}");
+        }
+        return;
+    }
     let extra = [(c.files_empty, "empty"), (c.files_skipped, "skipped")]
         .iter()
         .filter(|(n, _)| *n > 0)

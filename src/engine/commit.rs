@@ -68,13 +68,14 @@ impl Staging {
         let store = &self.output.store;
         let from = self.dir.clone().join(name);
         let to = &target.path;
-        let result = with_retries(&format!("publish {}", target.display), |attempt| {
+        let result = with_retries(&format!("publish {}", target.display), |_| {
             let from = &from;
             async move {
                 match store.copy_if_not_exists(from, to).await {
-                    // A retry that finds our own copy: the first attempt worked but its answer
-                    // was lost. Anything else there is someone else's.
-                    Err(e @ object_store::Error::AlreadyExists { .. }) if attempt > 1 => {
+                    // The same bytes there: our own first attempt, whose answer was lost, or
+                    // another process of this job that assembled the same parts before it died.
+                    // Anything else there is someone else's.
+                    Err(e @ object_store::Error::AlreadyExists { .. }) => {
                         if same_content(store.as_ref(), from, to).await? { Ok(()) } else { Err(e) }
                     }
                     other => other,
@@ -94,14 +95,17 @@ impl Staging {
             Vec::new()
         });
         for meta in listed {
-            if let Err(e) = with_retries("delete staging", |_| store.delete(&meta.location)).await {
-                tracing::warn!("could not remove staging object {}: {e}", meta.location);
+            match with_retries("delete staging", |_| store.delete(&meta.location)).await {
+                // Another process of the job removed it first (its own marker, say).
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => tracing::warn!("could not remove staging object {}: {e}", meta.location),
             }
         }
         if let Some(local) = &self.output.local {
-            // Local folders stay behind after their files are deleted; remove ours if empty.
+            // Local folders stay behind after their files are deleted: remove ours (its
+            // subfolders are empty now), and `_staging/` if no other job's is in it.
             let dir = local.join("_staging");
-            let _ = std::fs::remove_dir(dir.join(self.dir.filename().unwrap_or_default()));
+            let _ = std::fs::remove_dir_all(dir.join(self.dir.filename().unwrap_or_default()));
             let _ = std::fs::remove_dir(&dir);
         }
     }

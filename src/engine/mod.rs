@@ -22,6 +22,8 @@
 //! - [`collect`] turns model outputs into rows and writes CSV or Parquet.
 //! - [`commit`] stages the output and publishes it create-only, with the job's logs; [`report`]
 //!   is the job's record (`logs/job_result.json`).
+//! - [`state`] is a job's progress in the store (plan, leases, parts): what resume and
+//!   several processes sharing one job are built on.
 //! - [`job`] is the coordinator that wires the stages together, retries and counts failures;
 //!   [`gpu`] samples a GPU's use while a job runs.
 
@@ -38,6 +40,7 @@ pub mod report;
 pub mod runtime;
 pub mod settings;
 pub mod split;
+pub mod state;
 
 pub use job::{
     JobControl, JobOptions, JobOutcome, JobSpec, Observer, Phase, PlanSummary, PrepareError, PreparedJob,

@@ -1,6 +1,6 @@
 //! Reading: fetch the bytes of each mini-batch's files through `object_store`, on tokio.
 //!
-//! The reader walks the mini-batches in order, fetching a few ahead (`ahead`, sized by the job to
+//! The reader walks the mini-batches it is given in order, fetching a few ahead (`ahead`, sized by the job to
 //! about 128 MB of input) with a bounded number of requests in flight (`io_concurrency`), and
 //! hands each mini-batch to the workers over a bounded channel: when the workers fall behind,
 //! the channel fills and the reader waits, so memory holds at most `ahead + channel capacity +
@@ -103,16 +103,19 @@ impl ItemReader {
     }
 }
 
-/// Fetches every mini-batch of the plan in order and sends it on `tx`; stops early on `cancel`.
+/// Fetches the mini-batches `ids` names (in its order: the plan's, for a job in one process; as
+/// they are claimed, for one of several) and sends them on `tx`; stops early on `cancel`.
 pub async fn run_reader(
     reader: Arc<ItemReader>,
+    ids: futures::stream::BoxStream<'static, usize>,
     tx: flume::Sender<Fetched>,
     cancel: Arc<AtomicBool>,
     ahead: usize,
     io_concurrency: usize,
 ) {
-    let batches = reader.plan.mini_batches.clone().into_iter().enumerate();
-    let mut stream = futures::stream::iter(batches)
+    let plan = reader.plan.clone();
+    let mut stream = ids
+        .map(|id| (id, plan.mini_batches[id].clone()))
         .map(|(id, range)| {
             let reader = reader.clone();
             let cancel = cancel.clone();

@@ -29,7 +29,7 @@ impl JobStatus {
 
 /// One failed item (a file, a piece of a split file, or a row of a tabular file), or a group of
 /// rows that failed together.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct FailureRecord {
     pub file: String,
     /// The row in the file, for a row failure; absent when the whole file failed.
@@ -51,7 +51,7 @@ pub struct FailureRecord {
 }
 
 /// One mini-batch, as a row of `mini_batches.csv`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct MiniBatchRecord {
     pub id: usize,
     /// The files, separated by `;`; a piece of a split file is named with its range in brackets:
@@ -60,7 +60,7 @@ pub struct MiniBatchRecord {
     pub attempts: u32,
     /// completed, partial (some items failed), failed (nothing scored), stopped (the job stopped
     /// while it ran), or not_run (the job stopped before it).
-    pub status: &'static str,
+    pub status: String,
     pub seconds: f64,
     pub rows: u64,
     pub failed_items: u64,
@@ -83,7 +83,11 @@ pub struct Counts {
     /// Failed items as `error_threshold` counts them.
     pub items_failed: u64,
     pub mini_batches_total: u64,
+    /// Mini-batches scored (a part written), by this run or an earlier attempt of the job.
     pub mini_batches_run: u64,
+    /// Of those, the ones an earlier attempt (or another process, before the one that
+    /// published joined) had scored: what the resumed job did not score again.
+    pub mini_batches_resumed: u64,
     pub retries: u64,
     /// ONNX Runtime calls made; rows (or images) scored per call is the batch actually used.
     pub model_calls: u64,
@@ -101,8 +105,10 @@ pub struct StageTimings {
     pub read: f64,
     pub decode: f64,
     pub infer: f64,
-    /// Writing the output (on the collector thread, while the sessions score).
+    /// Writing the parts of scored mini-batches (on the collector thread, while the sessions score).
     pub write: f64,
+    /// Reading the parts back into the output, in order (see `assemble`).
+    pub assemble: f64,
     pub commit: f64,
     /// The workers, which decode mini-batches for the sessions when there are fewer sessions
     /// than workers (a GPU): waiting for input means reading could not keep up; waiting for
@@ -217,6 +223,9 @@ pub struct JobResult {
     pub skipped_files: Vec<crate::engine::plan::Skipped>,
     /// Files that hold no rows.
     pub empty_files: Vec<String>,
+    /// The processes that scored the job's mini-batches, and how many each (one entry for a
+    /// job that ran in one process, in one go).
+    pub processes: std::collections::BTreeMap<String, u64>,
     pub versions: Versions,
 }
 

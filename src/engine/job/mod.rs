@@ -6,15 +6,24 @@
 //! - `pipeline`: the reader, workers and sessions, and what stops a job (cancel, signals).
 //! - `work`: what a worker and a session do with one mini-batch: decode, score with retries,
 //!   timeouts and narrowing, and account for every item.
-//! - `collector`: results into the output in order, the error threshold, then the commit
-//!   (see [`crate::engine::commit`]) and the job report.
+//! - `resume`: which job a run is, new or continued, from the plan recorded in the store (see
+//!   [`crate::engine::state`]).
+//! - `collector`: results in, each written as its mini-batch's part; the error threshold.
+//! - `assemble` and `finish`: the parts in order into the output, the commit (see
+//!   [`crate::engine::commit`]) and the job report; for a job of several processes, who
+//!   publishes.
+//! - `tally`: files counted as scored, failed or empty once all their items are in.
 //! - `control` and `error`: the caller's handle and the typed refusal.
 
+mod assemble;
 mod collector;
 mod control;
 mod error;
+mod finish;
 mod pipeline;
 mod prepare;
+mod resume;
+mod tally;
 mod work;
 
 use std::time::Instant;
@@ -33,6 +42,24 @@ pub struct JobOptions {
     /// Ctrl-C and SIGTERM stop the job (a second one exits the process). For a command that runs
     /// one job; a server handles its own signals and cancels through [`JobControl`].
     pub signals: bool,
+    /// Go on with the job recorded in the output (`--resume`): score only the mini-batches it
+    /// has not, after a crash, a kill, Ctrl-C or a Failed end. Starts the job when there is none.
+    pub resume: bool,
+    /// This process's index among the settings' `instance_count` processes (0 when unset).
+    pub instance_index: Option<usize>,
+    /// How long a process's leases live without its heartbeat, for a new job of several
+    /// processes (a job keeps the time its plan records).
+    pub lease_seconds: Option<f64>,
+}
+
+impl JobOptions {
+    /// How this process takes part, when several processes share the job.
+    pub fn instance(&self, settings: &Settings) -> Option<crate::engine::state::lease::Instance> {
+        (settings.instance_count > 1).then(|| crate::engine::state::lease::Instance {
+            index: self.instance_index.unwrap_or(0).min(settings.instance_count - 1),
+            count: settings.instance_count,
+        })
+    }
 }
 
 /// One job to run: what to score (the settings), where they came from, and how.
@@ -62,6 +89,9 @@ pub struct JobOutcome {
     pub report_error: Option<String>,
     /// Set when the commit lost a race: the output appeared while the job ran (exit 2).
     pub lost_race: bool,
+    /// Whether this process published the job's output and report. Of a job that several
+    /// processes share one does; the others' results are their own share.
+    pub published: bool,
 }
 
 /// When and as what a job started.
@@ -78,6 +108,7 @@ pub struct PreparedJob {
     io: tokio::runtime::Runtime,
     spec: JobSpec,
     job: prepare::Prepared,
+    settled: resume::Settled,
     started: Started,
     control: JobControl,
 }
@@ -91,17 +122,27 @@ pub struct PlanSummary {
     pub files: u64,
     pub files_skipped: u64,
     pub mini_batches: u64,
+    /// Mini-batches scored already (by an earlier attempt, or other processes of the job).
+    pub mini_batches_done: u64,
 }
 
 /// Checks everything that can refuse the job, under `control` (whose observer hears
 /// [`Phase::Preparing`]).
 pub fn prepare(spec: JobSpec, control: &JobControl) -> Result<PreparedJob, PrepareError> {
     let at = chrono::Utc::now();
-    let job_id = spec.job_id.clone().unwrap_or_else(|| {
+    let fresh_id = spec.job_id.clone().unwrap_or_else(|| {
         format!("{}-{}", at.format("%Y%m%dT%H%M%SZ"), &uuid::Uuid::new_v4().simple().to_string()[..8])
     });
-    let started = Started { instant: Instant::now(), job_id, at };
     let settings = &spec.settings;
+    if let Some(i) =
+        spec.options.instance_index.filter(|i| settings.instance_count > 1 && *i >= settings.instance_count)
+    {
+        return Err(PrepareError::Setting(format!(
+            "--instance-index {i} is out of range for instance_count {}: use 0 to {}",
+            settings.instance_count,
+            settings.instance_count.max(1) - 1
+        )));
+    }
     crate::secrets::register_environment_and_url(&[&settings.input, &settings.output, &settings.model]);
     for value in settings.storage_options.secret_values() {
         crate::secrets::register(value);
@@ -112,10 +153,13 @@ pub fn prepare(spec: JobSpec, control: &JobControl) -> Result<PreparedJob, Prepa
         .enable_all()
         .build()
         .map_err(PrepareError::Runtime)?;
-    tracing::info!("job {}", started.job_id);
-    control.phase(&started.job_id, Phase::Preparing);
-    let job = prepare::prepare(&io, settings, &started.job_id, spec.options.clean_staging)?;
-    Ok(PreparedJob { io, spec, job, started, control: control.clone() })
+    control.phase(&fresh_id, Phase::Preparing);
+    let meet = prepare::Meeting { job_id: &fresh_id, named: spec.job_id.as_deref(), options: &spec.options };
+    let (job, settled) = prepare::prepare(&io, settings, meet)?;
+    let job_id = settled.state.job_id.clone();
+    tracing::info!("job {job_id}");
+    let started = Started { instant: Instant::now(), job_id, at };
+    Ok(PreparedJob { io, spec, job, settled, started, control: control.clone() })
 }
 
 /// Prepares and runs a job: [`prepare`], then [`PreparedJob::run`].
@@ -133,35 +177,60 @@ impl PreparedJob {
             files: self.job.plan.files.len() as u64,
             files_skipped: self.job.plan.skipped.len() as u64,
             mini_batches: self.job.plan.mini_batches.len() as u64,
+            mini_batches_done: self.settled.prior.parts.len() as u64,
         }
     }
 
     /// Runs the job to its end. `Err` means its threads could not start (nothing was scored and
-    /// its staging marker is removed).
+    /// the job's state is as it was).
     pub fn run(mut self) -> Result<JobOutcome, PrepareError> {
         let summary = self.summary();
         let (io, settings, control) = (&self.io, &self.spec.settings, &self.control);
-        let running = match pipeline::start(io, settings, &mut self.job, control, self.spec.options.signals) {
+        let claims = crate::engine::state::lease::Claims::new();
+        let signals = self.spec.options.signals;
+        let running = match pipeline::start(io, settings, &mut self.job, &self.settled, &claims, control, signals) {
             Ok(r) => r,
             Err(e) => {
-                io.block_on(self.job.staging.cleanup());
+                self.undo();
                 return Err(e);
             }
         };
         control.planned(&summary);
         control.phase(&self.started.job_id, Phase::Running);
-        let mut collected = collector::collect(io, settings, &self.job, &running, control);
+        let collected = collector::collect(io, settings, &self.job, &self.settled, &running, &claims, control);
         let interrupted = running.interrupted.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let cancel = running.shared.cancel.clone();
         let (joined, gpu) = running.join(io);
-        collected.add_threads(&joined);
-        collected.list_not_run(io, &self.job.plan);
         control.phase(&self.started.job_id, Phase::Finalizing);
-        let PreparedJob { io, spec, job, started, .. } = self;
-        Ok(collector::commit(&io, spec.settings, spec.deployment, job, collected, interrupted, gpu, started))
+        let PreparedJob { io, spec, job, settled, started, .. } = self;
+        let ending = finish::Ending {
+            settings: spec.settings,
+            deployment: spec.deployment,
+            job,
+            settled,
+            collected,
+            claims,
+            interrupted,
+            joined,
+            cancel,
+            gpu,
+            started,
+        };
+        Ok(finish::finish(&io, ending))
     }
 
-    /// Gives the job up without scoring: removes its staging marker.
+    /// Gives the job up without scoring: removes what this process wrote into its staging
+    /// area (all of it, for a job this process started).
     pub fn abandon(self) {
-        self.io.block_on(self.job.staging.cleanup());
+        self.undo();
+    }
+
+    fn undo(&self) {
+        let state = &self.settled.state;
+        if self.settled.started_it && self.settled.prior.parts.is_empty() {
+            self.io.block_on(state.staging().cleanup());
+        } else {
+            self.io.block_on(state.remove(&crate::engine::state::JobState::owner_name(&state.process)));
+        }
     }
 }

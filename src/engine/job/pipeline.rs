@@ -18,12 +18,15 @@ use std::time::Instant;
 
 use super::control::Interrupt;
 use super::prepare::{Prepared, Threads};
+use super::resume::Settled;
 use super::work::{Batch, MbResult, Shared, crashed_result, panic_text, prepare, score_group};
 use super::{JobControl, PrepareError};
 use crate::engine::infer::{ModelRunner, Watchdog, build_session_on};
+use crate::engine::plan::StagingOwner;
 use crate::engine::read::{Fetched, ItemReader, run_reader};
 use crate::engine::report::ThreadTimes;
 use crate::engine::settings::{Device, Settings};
+use crate::engine::state::lease::{Claims, Heartbeat, claim};
 
 /// About how many bytes of input are read ahead of the workers.
 const PREFETCH_BYTES: u64 = 128 << 20;
@@ -90,6 +93,8 @@ pub(super) fn start(
     io: &tokio::runtime::Runtime,
     settings: &Settings,
     job: &mut Prepared,
+    settled: &Settled,
+    claims: &Arc<Claims>,
     control: &JobControl,
     signals: bool,
 ) -> Result<Running, PrepareError> {
@@ -98,6 +103,9 @@ pub(super) fn start(
     let shared = shared_state(io, settings, job, watchdog.clone());
     let cancel = shared.cancel.clone();
     let q = Queues::for_job(&job.plan, &job.feeder, settings, t);
+    // Claimed ahead: what the reader and the workers hold, and one more.
+    let hold = q.ahead + t.workers.max(t.sessions) + 1;
+    let ids = mini_batches_to_score(io, settled, claims, hold, &cancel, &watchdog);
     let staged = t.sessions < t.workers;
     let (work_tx, work_rx) = flume::bounded::<Fetched>(1);
     let (decoded_tx, decoded_rx) = flume::bounded::<Batch>(if staged { q.waiting } else { 0 });
@@ -106,7 +114,7 @@ pub(super) fn start(
     let (result_tx, result_rx) = flume::bounded::<MbResult>(t.sessions);
     let (ready_tx, ready_rx) = flume::unbounded::<Result<(), String>>();
     // Reading starts now, while the sessions open.
-    let reader = io.spawn(run_reader(shared.reader.clone(), work_tx, cancel.clone(), q.ahead, 16));
+    let reader = io.spawn(run_reader(shared.reader.clone(), ids, work_tx, cancel.clone(), q.ahead, 16));
     let env = crate::engine::runtime::environment()?;
     let mut first_session = job.first_session.take();
     let mut session_handles = Vec::new();
@@ -175,6 +183,51 @@ pub(super) fn start(
         interrupted,
         gpu,
     })
+}
+
+/// The mini-batches this process scores: those without a part, in order, for a job in one
+/// process; for one of several, those it claims (see [`crate::engine::state::lease`]), with
+/// its heartbeat running until the job's end.
+fn mini_batches_to_score(
+    io: &tokio::runtime::Runtime,
+    settled: &Settled,
+    claims: &Arc<Claims>,
+    hold: usize,
+    cancel: &Arc<AtomicBool>,
+    watchdog: &Arc<Watchdog>,
+) -> futures::stream::BoxStream<'static, usize> {
+    use futures::StreamExt;
+    let total = settled.doc.mini_batches.len();
+    let Some(instance) = settled.instance else {
+        let todo: Vec<usize> = (0..total).filter(|mb| !settled.prior.parts.contains(mb)).collect();
+        return futures::stream::iter(todo).boxed();
+    };
+    let stop_all = {
+        let (cancel, watchdog) = (cancel.clone(), watchdog.clone());
+        move || {
+            tracing::warn!("another process stopped the job: stopping");
+            cancel.store(true, Ordering::Relaxed);
+            watchdog.terminate_all();
+        }
+    };
+    let beat = Heartbeat {
+        owner: StagingOwner::this_process(&settled.state.job_id),
+        process: settled.state.process.clone(),
+        instance_index: Some(instance.index),
+        beat_at: String::new(),
+    };
+    claims.start_heartbeat(io.handle(), settled.state.clone(), beat, settled.lease, Box::new(stop_all.clone()));
+    let (tx, rx) = flume::bounded::<usize>(1);
+    let claiming =
+        claim(settled.state.clone(), claims.clone(), total, instance, settled.lease, hold, tx, cancel.clone());
+    let claims = claims.clone();
+    io.spawn(async move {
+        claiming.await;
+        if claims.stopped_by.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+            stop_all();
+        }
+    });
+    rx.into_stream().boxed()
 }
 
 /// What every worker and session shares.
@@ -373,7 +426,23 @@ impl Feed {
             Feed::Decoded(rx) => receive(rx, &shared.cancel, times),
         }
     }
+
+    /// The next mini-batch if one comes within [`GROUP_WAIT`]. A session filling a model call
+    /// takes more only while more are coming: it never holds what it has for input that may be
+    /// long in coming (a slow store, or the rest of a job that other processes hold).
+    fn next_soon(&self, shared: &Shared, times: &mut ThreadTimes) -> Option<Batch> {
+        let t = Instant::now();
+        let got = match self {
+            Feed::Read(rx) => rx.recv_timeout(GROUP_WAIT).ok().map(|f| prepare(shared, f)),
+            Feed::Decoded(rx) => rx.recv_timeout(GROUP_WAIT).ok(),
+        };
+        times.waiting_for_input += t.elapsed().as_secs_f64();
+        got.filter(|_| !shared.cancel.load(Ordering::Relaxed))
+    }
 }
+
+/// How long a session waits for one more mini-batch to fill a model call.
+const GROUP_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// The next mini-batch off `rx`, counting the wait as waiting for input; `None` once there are
 /// no more. Once the job is stopping, what arrives is left unrun (listed as not_run).
@@ -405,11 +474,11 @@ fn run_session(
     let alive = Instant::now();
     'work: while let Some(first) = feed.next(shared, &mut times) {
         // Take more until the calls come out full, or there are `group_calls` calls' worth (on
-        // the CPU, one: until a call is full).
+        // the CPU, one: until a call is full), while more come.
         let mut rows = first.decoded_rows();
         let mut group = vec![first];
         while rows % batch_size != 0 && rows < group_calls * batch_size && !shared.cancel.load(Ordering::Relaxed) {
-            let Some(p) = feed.next(shared, &mut times) else { break };
+            let Some(p) = feed.next_soon(shared, &mut times) else { break };
             rows += p.decoded_rows();
             group.push(p);
         }

@@ -1,10 +1,12 @@
 //! Preparing a job: everything that can refuse it (exit 2) before any scoring.
 //!
 //! In order: the locations parse; the output is new (leftovers of killed jobs are named, and
-//! removed with `--clean-staging`); the output can be written (the staging marker is written
-//! create-only: the probe); the inputs are listed and planned; the model loads (with its external
-//! weights, from any store) and fits the data. Anything refused after the probe removes the
-//! probe again, so a job that could not start leaves nothing behind.
+//! removed with `--clean-staging`), or, for a run that may continue a job, holds nothing but
+//! staging areas and a Failed job's logs; the output can be written (this process's marker is
+//! written create-only: the probe); the inputs are listed and planned; the model loads (with its
+//! external weights, from any store) and fits the data; then the job is settled (see
+//! [`super::resume`]). Anything refused after a plain run's probe removes the probe again, so a
+//! job that could not start leaves nothing behind.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,17 +20,17 @@ use ort::session::Session;
 use sha2::Digest;
 
 use super::PrepareError;
+use super::resume::{self, Joining, Settled};
 use crate::engine::collect::OutputLayout;
-use crate::engine::commit::Staging;
 use crate::engine::infer::{ModelSource, build_session_on};
 use crate::engine::model::{ModelError, ModelInfo, proto};
-use crate::engine::plan::{
-    FileKind, Part, Plan, StagingOwner, check_output, clean_staging, list_inputs, plan_job, probe_output,
-};
+use crate::engine::plan::{FileKind, Part, Plan, check_output, clean_staging, list_inputs, plan_job, survey_output};
 use crate::engine::preprocess::{Feeder, resolve_feeder};
 use crate::engine::read::fetch_one;
 use crate::engine::report::ModelReport;
 use crate::engine::settings::{Device, MiniBatchTarget, OutputFormat, Settings, format_byte_size};
+use crate::engine::state::JobState;
+use crate::engine::state::lease::DEFAULT_LEASE_SECONDS;
 use crate::storage::Location;
 
 /// A job ready to run.
@@ -36,7 +38,6 @@ pub(super) struct Prepared {
     pub input: Location,
     pub output: Location,
     pub plan: Arc<Plan>,
-    pub staging: Staging,
     pub model: Arc<LoadedModel>,
     /// The session opened to learn the model's inputs; the first session thread takes it.
     pub first_session: Option<Session>,
@@ -83,19 +84,28 @@ impl LoadedModel {
 /// other's kernels.
 const GPU_SESSIONS: usize = 2;
 
-/// Prepares the job `job_id`; `clean` removes the leftovers of killed jobs first.
+/// How [`prepare`] meets the job's state in the store.
+pub(super) struct Meeting<'a> {
+    /// The id a new plain job takes.
+    pub job_id: &'a str,
+    /// The job's name when the caller gives one (the catalog).
+    pub named: Option<&'a str>,
+    pub options: &'a super::JobOptions,
+}
+
+/// Prepares the job: checks the output, plans, loads the model, then settles which job this
+/// run is ([`resume::settle`]). `--clean-staging` removes the leftovers of killed jobs first.
 pub(super) fn prepare(
     io: &tokio::runtime::Runtime,
     settings: &Settings,
-    job_id: &str,
-    clean: bool,
-) -> Result<Prepared, PrepareError> {
+    meet: Meeting<'_>,
+) -> Result<(Prepared, Settled), PrepareError> {
     let started = Instant::now();
     let opts = &settings.storage_options;
     let input = Location::open(&settings.input, opts).map_err(PrepareError::from)?;
     let output = Location::open(&settings.output, opts).map_err(PrepareError::from)?;
     let model_loc = Location::open(&settings.model, opts).map_err(PrepareError::from)?;
-    if clean {
+    if meet.options.clean_staging {
         let cleaned = io.block_on(clean_staging(&output)).map_err(PrepareError::from)?;
         for job in &cleaned.removed {
             tracing::info!("removed the staging files of job {job} from {}", output.display);
@@ -104,17 +114,51 @@ pub(super) fn prepare(
             tracing::warn!("job {job} is still running into {}; its staging files were left alone", output.display);
         }
     }
-    io.block_on(check_output(&output)).map_err(PrepareError::from)?;
+    let instance = meet.options.instance(settings);
+    let joins = meet.options.resume || instance.is_some();
+    let survey = if joins {
+        Some(io.block_on(survey_output(&output)).map_err(PrepareError::from)?)
+    } else {
+        io.block_on(check_output(&output)).map_err(PrepareError::from)?;
+        None
+    };
     let existed = output.local.as_ref().is_some_and(|l| l.exists());
-    io.block_on(probe_output(&output, &StagingOwner::this_process(job_id))).map_err(PrepareError::from)?;
-    let staging = Staging::new(&output, job_id);
-    match prepare_after_probe(io, settings, input, output.clone(), model_loc, staging, started) {
-        Ok(p) => Ok(p),
-        Err(e) => {
-            io.block_on(Staging::new(&output, job_id).cleanup());
+    let process = crate::engine::state::process_name();
+    let fresh = JobState::new(&output, meet.job_id, &process);
+    // A plain run probes the output before it plans; one that may join a job learns which
+    // job (and so where to probe) from its plan.
+    if !joins {
+        io.block_on(resume::probe(&fresh, None))?;
+    }
+    let undo = |io: &tokio::runtime::Runtime| {
+        if !joins {
+            io.block_on(fresh.staging().cleanup());
             if let Some(local) = output.local.as_ref().filter(|_| !existed) {
                 let _ = std::fs::remove_dir(local);
             }
+        }
+    };
+    let prepared = match prepare_after_probe(io, settings, input, output.clone(), model_loc, started) {
+        Ok(p) => p,
+        Err(e) => {
+            undo(io);
+            return Err(e);
+        }
+    };
+    let how = Joining {
+        settings,
+        process: &process,
+        named: meet.named,
+        fresh_id: meet.job_id,
+        resume: meet.options.resume,
+        instance,
+        lease_seconds: meet.options.lease_seconds.unwrap_or(DEFAULT_LEASE_SECONDS),
+        survey,
+    };
+    match io.block_on(resume::settle(&prepared, how)) {
+        Ok(settled) => Ok((prepared, settled)),
+        Err(e) => {
+            undo(io);
             Err(e)
         }
     }
@@ -126,7 +170,6 @@ fn prepare_after_probe(
     input: Location,
     output: Location,
     model_loc: Location,
-    staging: Staging,
     started: Instant,
 ) -> Result<Prepared, PrepareError> {
     let listing =
@@ -193,7 +236,6 @@ fn prepare_after_probe(
         input,
         output,
         plan,
-        staging,
         model: Arc::new(model),
         first_session: Some(first_session),
         info,
@@ -269,12 +311,6 @@ fn log_layout(settings: &Settings, plan: &Plan, t: Threads) {
             plan.skipped.len(),
             crate::text::excerpt(&first.file),
             first.reason
-        );
-    }
-    if settings.instance_count > 1 {
-        tracing::warn!(
-            "instance_count {} asks for several processes; this version runs a job in one process",
-            settings.instance_count
         );
     }
 }

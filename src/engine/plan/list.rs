@@ -45,7 +45,8 @@ pub async fn list_inputs(
         let rel = meta.location.filename().unwrap_or_default().to_string();
         let kind = FileKind::from_name(&rel).ok_or_else(|| PlanError::Unsupported { file: input.display.clone() })?;
         let compression = Compression::from_name(&rel);
-        let file = InputFile { path: meta.location, rel, size: meta.size, kind, compression };
+        let version = file_version(&meta);
+        let file = InputFile { path: meta.location, rel, size: meta.size, kind, compression, version };
         return Ok(Listing { files: vec![file], skipped: Vec::new() });
     }
     if input.local.as_ref().is_some_and(|l| !l.exists()) {
@@ -85,7 +86,8 @@ pub async fn list_inputs(
         match FileKind::from_name(&rel) {
             Some(kind) => {
                 let compression = Compression::from_name(&rel);
-                files.push(InputFile { path: meta.location, rel, size: meta.size, kind, compression });
+                let version = file_version(&meta);
+                files.push(InputFile { path: meta.location, rel, size: meta.size, kind, compression, version });
             }
             None => skipped.push(Skipped { file: rel, reason: unsupported_reason() }),
         }
@@ -124,6 +126,11 @@ async fn list_store(input: &Location) -> Result<Vec<object_store::ObjectMeta>, o
 
 /// Walks a local folder (following links), returning the files object_store can reach and the
 /// ones it cannot, with the reason. Folders named `_*` or `.*` are not entered.
+/// What identifies this version of a file: its ETag, else its modification time.
+fn file_version(meta: &object_store::ObjectMeta) -> String {
+    meta.e_tag.clone().unwrap_or_else(|| meta.last_modified.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+}
+
 fn walk_local(root: &std::path::Path) -> (Vec<object_store::ObjectMeta>, Vec<Skipped>) {
     let local = object_store::local::LocalFileSystem::new();
     let mut metas = Vec::new();

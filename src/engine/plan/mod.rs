@@ -28,7 +28,10 @@ use crate::engine::settings::MiniBatchTarget;
 use crate::storage::Location;
 
 pub use list::list_inputs;
-pub use output::{Cleaned, StagingOwner, check_output, clean_staging, hostname, local_hint, probe_output};
+pub use output::{
+    Cleaned, StagingOwner, Survey, check_output, clean_staging, hostname, local_hint, probe_output, running_here,
+    survey_output,
+};
 pub use pieces::make_split_plan;
 
 /// What a file holds, from its extension.
@@ -124,6 +127,9 @@ pub struct InputFile {
     pub size: u64,
     pub kind: FileKind,
     pub compression: Compression,
+    /// The store's ETag, or the modification time where there is none: what tells a resumed
+    /// job that the file changed.
+    pub version: String,
 }
 
 impl InputFile {
@@ -265,16 +271,26 @@ pub enum PlanError {
     #[error(
         "output {output} holds only `_staging/`, left by {jobs}: a job that did not finish (killed or crashed, \
          or still running on another machine) leaves its staged files there, and none of them was published. \
-         Remove them with --clean-staging (or delete {output}/_staging), or choose a new --output"
+         Finish it with --resume (the same inputs, model and settings score only what is missing), remove it with \
+         --clean-staging (or delete {output}/_staging), or choose a new --output"
     )]
     StaleStaging { output: String, jobs: String },
+    #[error(
+        "output {output} holds the unfinished job {job}, which planned something else: {differences}. \
+         Resume it with the inputs, model and settings it was started with, remove it with --clean-staging, \
+         or choose a new --output"
+    )]
+    PlanDiffers { output: String, job: String, differences: String },
+    #[error("job {job} already completed into {output}: there is nothing left to score")]
+    AlreadyCompleted { output: String, job: String },
     #[error(
         "output {output} is being written by {job}: a job never writes into another's output. Choose a new --output"
     )]
     InUse { output: String, job: String },
     #[error(
         "output {output} holds only the logs of job {job_id}, which Failed{}: its predictions were never \
-         published. Choose a new --output, or delete {output} to run into it again",
+         published. Run again with --resume to score only what it did not, choose a new --output, or delete \
+         {output} to run into it again",
         error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
     )]
     FailedJobLogs { output: String, job_id: String, error: Option<String> },

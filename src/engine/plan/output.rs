@@ -6,10 +6,15 @@
 //! could clean up (nothing of it was published). [`clean_staging`] removes such leftovers
 //! (`--clean-staging`), never those of a job still running on this machine.
 //!
-//! Every job marks its staging area with `_staging/<job id>/job.json` (who runs it: host, pid,
-//! start time), written create-only before any scoring: that write is also the probe that finds
-//! an output that cannot be written (no permission, a read-only disk, a file in the way, a full
+//! Every process of a job marks the job's staging area with `_staging/<job id>/owners/<process>.json`
+//! (who runs it: host, pid, start time; rewritten as its heartbeat when several processes share
+//! the job), written create-only before any scoring: that write is also the probe that finds an
+//! output that cannot be written (no permission, a read-only disk, a file in the way, a full
 //! disk) while the job can still exit 2 having done no work.
+//!
+//! A job that may continue another ([`survey_output`]: `--resume`, or one of several processes)
+//! accepts an output that holds staging areas and the logs of a job that Failed; which job it
+//! continues is settled once its plan is known.
 
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
@@ -17,7 +22,7 @@ use object_store::ObjectStoreExt;
 use super::PlanError;
 use crate::storage::{Location, with_retries};
 
-/// Who owns a staging area: `_staging/<job id>/job.json`.
+/// Who takes part in a job: `_staging/<job id>/owners/<process>.json`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct StagingOwner {
     pub job_id: String,
@@ -77,7 +82,7 @@ pub async fn check_output(output: &Location) -> Result<(), PlanError> {
     if rels.iter().all(|r| r.starts_with("_staging/")) {
         let jobs = staging_jobs(&rels);
         for job in &jobs {
-            if let Some(o) = read_owner(output, job).await.filter(StagingOwner::is_running_here) {
+            if let Some(o) = running_here(output, job).await {
                 return Err(PlanError::InUse {
                     output: output.display.clone(),
                     job: format!("job {job} (pid {} on this machine, started {})", o.pid, o.started_at),
@@ -104,6 +109,69 @@ pub async fn check_output(output: &Location) -> Result<(), PlanError> {
     }
     let existing = rels.iter().find(|r| !r.starts_with("_staging/")).unwrap_or(&rels[0]).clone();
     Err(PlanError::OutputExists { output: output.display.clone(), existing })
+}
+
+/// What an output holds, for a job that may continue one there (see [`survey_output`]).
+#[derive(Debug, Default)]
+pub struct Survey {
+    /// The jobs with a staging area, by id.
+    pub staging_jobs: Vec<String>,
+    /// The job report there: its job id and status.
+    pub report: Option<(String, String)>,
+    /// Anything else there (predictions, other files): the first such name.
+    pub other: Option<String>,
+}
+
+/// Looks at the top of the output (and into `_staging/` and `logs/`) without listing every
+/// staged object: a big job's staging area holds thousands.
+pub async fn survey_output(output: &Location) -> Result<Survey, PlanError> {
+    if let Some(local) = &output.local {
+        if local.is_file() {
+            return Err(PlanError::OutputExists {
+                output: output.display.clone(),
+                existing: "a file of that name".into(),
+            });
+        }
+        if let Some(hint) = file_in_the_way(local) {
+            return Err(PlanError::NotWritable { output: output.display.clone(), hint });
+        }
+    }
+    let mut survey = Survey::default();
+    let top = list_level(output, &output.path).await?;
+    if let Some(o) = top.objects.first() {
+        survey.other = Some(output.relative(&o.location).unwrap_or_else(|| o.location.to_string()));
+    }
+    for prefix in &top.common_prefixes {
+        match prefix.filename() {
+            Some("_staging") => {
+                let jobs = list_level(output, prefix).await?;
+                survey.staging_jobs =
+                    jobs.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect();
+            }
+            Some("logs") => {
+                survey.report = read_report(output).await.map(|r| {
+                    (r["job_id"].as_str().unwrap_or("?").to_string(), r["status"].as_str().unwrap_or("?").to_string())
+                });
+            }
+            Some(other) => {
+                survey.other.get_or_insert_with(|| format!("{other}/"));
+            }
+            None => {}
+        }
+    }
+    Ok(survey)
+}
+
+async fn list_level(output: &Location, at: &object_store::path::Path) -> Result<object_store::ListResult, PlanError> {
+    match with_retries(&format!("list {}", output.display), |_| output.store.list_with_delimiter(Some(at))).await {
+        Ok(l) => Ok(l),
+        Err(object_store::Error::NotFound { .. }) => Ok(object_store::ListResult {
+            common_prefixes: Vec::new(),
+            objects: Vec::new(),
+            extensions: Default::default(),
+        }),
+        Err(source) => Err(PlanError::Store { url: output.display.clone(), hint: output.hint(&source), source }),
+    }
 }
 
 /// Up to [`LOOK`] objects under the output, as paths relative to it.
@@ -139,17 +207,32 @@ fn staging_jobs(rels: &[String]) -> Vec<String> {
     jobs
 }
 
-async fn read_owner(output: &Location, job: &str) -> Option<StagingOwner> {
-    let path = output.join(&format!("_staging/{job}/job.json")).path;
-    let bytes = crate::storage::get_bytes(&output.store, &path).await.ok()?;
-    serde_json::from_slice(&bytes).ok()
+/// The processes a job's staging area names (at most a few are read).
+async fn read_owners(output: &Location, job: &str) -> Vec<StagingOwner> {
+    let dir = output.join(&format!("_staging/{job}/owners")).path;
+    let listed: Vec<object_store::ObjectMeta> =
+        with_retries("list owners", |_| output.store.list(Some(&dir)).try_collect()).await.unwrap_or_default();
+    let mut owners = Vec::new();
+    for meta in listed.iter().rev().take(8) {
+        if let Ok(bytes) = crate::storage::get_bytes(&output.store, &meta.location).await
+            && let Ok(o) = serde_json::from_slice::<StagingOwner>(&bytes)
+        {
+            owners.push(o);
+        }
+    }
+    owners
+}
+
+/// One of the job's processes that is still running on this machine.
+pub async fn running_here(output: &Location, job: &str) -> Option<StagingOwner> {
+    read_owners(output, job).await.into_iter().find(StagingOwner::is_running_here)
 }
 
 /// `job X (started ..., pid N on host H, still running)` for each job.
 async fn describe_jobs(output: &Location, jobs: &[String]) -> String {
     let mut out = Vec::new();
     for job in jobs {
-        out.push(match read_owner(output, job).await {
+        out.push(match read_owners(output, job).await.first() {
             Some(o) => format!("job {job} (started {}, pid {} on {})", o.started_at, o.pid, o.host),
             None => format!("job {job}"),
         });
@@ -185,7 +268,7 @@ pub async fn clean_staging(output: &Location) -> Result<Cleaned, PlanError> {
     let rels: Vec<String> = listed.iter().filter_map(|m| output.relative(&m.location)).collect();
     let mut cleaned = Cleaned::default();
     for job in staging_jobs(&rels) {
-        if read_owner(output, &job).await.is_some_and(|o| o.is_running_here()) {
+        if running_here(output, &job).await.is_some() {
             cleaned.running.push(job);
             continue;
         }
@@ -206,19 +289,16 @@ pub async fn clean_staging(output: &Location) -> Result<Cleaned, PlanError> {
     Ok(cleaned)
 }
 
-/// Writes the job's staging marker create-only: the probe that the output can be written.
-pub async fn probe_output(output: &Location, owner: &StagingOwner) -> Result<(), PlanError> {
-    let rel = format!("_staging/{}/job.json", owner.job_id);
-    let json = serde_json::to_vec_pretty(owner).expect("serialisable");
+/// Writes this process's marker in the job's staging area create-only (`rel`, under the
+/// output): the probe that the output can be written.
+pub async fn probe_output(output: &Location, rel: &str, json: Vec<u8>) -> Result<(), PlanError> {
     if let Some(local) = &output.local {
-        return probe_local(local, &local.join(&rel), &json)
+        return probe_local(local, &local.join(rel), &json)
             .map_err(|hint| PlanError::NotWritable { output: output.display.clone(), hint });
     }
-    crate::engine::commit::put_create(output, &rel, bytes::Bytes::from(json)).await.map_err(|e| {
-        PlanError::NotWritable {
-            output: output.display.clone(),
-            hint: format!("{e}; check the credentials and that the bucket or container exists"),
-        }
+    crate::engine::commit::put_create(output, rel, bytes::Bytes::from(json)).await.map_err(|e| PlanError::NotWritable {
+        output: output.display.clone(),
+        hint: format!("{e}; check the credentials and that the bucket or container exists"),
     })
 }
 
@@ -267,18 +347,21 @@ pub fn local_hint(e: &std::io::Error, at: &std::path::Path) -> String {
 mod tests {
     use super::*;
 
+    async fn probe(out: &Location, owner: StagingOwner) {
+        let rel = format!("_staging/{}/owners/p{}.json", owner.job_id, owner.pid);
+        probe_output(out, &rel, serde_json::to_vec(&owner).unwrap()).await.unwrap();
+    }
+
     #[tokio::test]
     async fn says_what_an_existing_output_holds() {
         let dir = tempfile::tempdir().unwrap();
         let out = Location::parse(dir.path().join("out").to_str().unwrap()).unwrap();
         check_output(&out).await.unwrap();
-        probe_output(&out, &StagingOwner { pid: 1, host: "elsewhere".into(), ..StagingOwner::this_process("j1") })
-            .await
-            .unwrap();
+        probe(&out, StagingOwner { pid: 1, host: "elsewhere".into(), ..StagingOwner::this_process("j1") }).await;
         let e = check_output(&out).await.unwrap_err().to_string();
         assert!(e.contains("job j1") && e.contains("--clean-staging") && e.contains("elsewhere"), "{e}");
         // Our own staging area, while we run, is not removed.
-        probe_output(&out, &StagingOwner::this_process("j2")).await.unwrap();
+        probe(&out, StagingOwner::this_process("j2")).await;
         let cleaned = clean_staging(&out).await.unwrap();
         assert_eq!((cleaned.removed, cleaned.running), (vec!["j1".to_string()], vec!["j2".to_string()]));
         let e = check_output(&out).await.unwrap_err().to_string();
@@ -304,7 +387,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("file"), "x").unwrap();
         let out = Location::parse(dir.path().join("file/out").to_str().unwrap()).unwrap();
-        let e = probe_output(&out, &StagingOwner::this_process("j")).await.unwrap_err().to_string();
+        let e = probe_output(&out, "_staging/j/owners/p.json", b"{}".to_vec()).await.unwrap_err().to_string();
         assert!(e.contains("is a file") && e.contains("file"), "{e}");
     }
 }

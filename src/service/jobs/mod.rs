@@ -110,7 +110,7 @@ fn create_with(ws: &mut Workspace, spec: InvokeSpec, queue: Option<&Queueing>) -
     }
     let (job, new) = ws.write(|tx| insert_job(tx, job, queue))?;
     let deployment = Deployment { settings: raw, ignored: dep.not_used.clone(), notes: dep.notes.clone() };
-    let options = JobOptions { clean_staging: false, signals: true };
+    let options = JobOptions { signals: true, ..Default::default() };
     Ok((job, JobSpec { settings, deployment, options, job_id: Some(name) }, new))
 }
 
@@ -179,7 +179,7 @@ pub fn spec_for(ws: &Workspace, job: &Job) -> Result<JobSpec> {
     let dep: Option<BatchDeployment> = ws.find(&job.endpoint_name, &job.deployment_name)?;
     let (ignored, notes) = dep.map(|d| (d.not_used, d.notes)).unwrap_or_default();
     let deployment = Deployment { settings: raw, ignored, notes };
-    let options = JobOptions { clean_staging: false, signals: false };
+    let options = JobOptions::default();
     Ok(JobSpec { settings, deployment, options, job_id: Some(job.name.clone()) })
 }
 

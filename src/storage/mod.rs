@@ -5,6 +5,7 @@
 //! rest of the engine never touches `std::fs` for data: remote stores only add configuration
 //! here. `memory://` gives a process-local in-memory store (tests and benches).
 
+pub mod latency;
 use std::sync::{Arc, OnceLock};
 
 use object_store::ObjectStore;
@@ -178,6 +179,14 @@ impl Location {
     /// Parses a local path, `file://`, `memory://`, `s3://`, `az://`/`abfs(s)://`/
     /// `https://<account>.blob.core.windows.net/...`, `gs://` or `http(s)://` URL.
     pub fn open(raw: &str, options: &StorageOptions) -> Result<Location, StorageError> {
+        let mut loc = Self::open_store(raw, options)?;
+        if let Some(ms) = latency::from_environment() {
+            loc.store = Arc::new(latency::Delayed::new(loc.store, ms));
+        }
+        Ok(loc)
+    }
+
+    fn open_store(raw: &str, options: &StorageOptions) -> Result<Location, StorageError> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
             return Err(StorageError::InvalidUrl { url: raw.into(), reason: "empty".into() });

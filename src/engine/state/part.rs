@@ -1,0 +1,133 @@
+//! A part: one scored mini-batch, as one object (`parts/<mb>.part`), written create-only.
+//!
+//! ```text
+//! "BSPART1\n" | u32 LE length | the record (JSON) | the rows (Arrow IPC stream; absent with no rows)
+//! ```
+//!
+//! The record holds what the job's logs and counts need (the `mini_batches.csv` row, the failed
+//! items, each item's outcome, decoding's notes, stage times, who scored it); the rows are the
+//! mini-batch's output rows, as Arrow, so that the assembly writes them in the job's format
+//! (CSV or Parquet) exactly as a streamed job would.
+
+use arrow::array::RecordBatch;
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::report::{FailureRecord, MiniBatchRecord};
+
+const MAGIC: &[u8; 8] = b"BSPART1\n";
+
+/// What a part records beside its rows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartMeta {
+    pub record: MiniBatchRecord,
+    pub failures: Vec<FailureRecord>,
+    /// Each item, in order: its file (index into the plan's files) and the rows it held when it
+    /// was scored, or `None` when it failed as a whole.
+    pub outcomes: Vec<(usize, Option<u64>)>,
+    /// What decoding noticed: (note, file).
+    pub notes: Vec<(String, String)>,
+    pub rows_scored: u64,
+    pub rows_failed: u64,
+    pub read: f64,
+    pub decode: f64,
+    pub infer: f64,
+    /// The process that scored it.
+    pub by: String,
+}
+
+/// Encodes a part.
+pub fn encode(meta: &PartMeta, rows: Option<&RecordBatch>) -> Result<Bytes, String> {
+    let json = serde_json::to_vec(meta).map_err(|e| e.to_string())?;
+    let mut out = BytesMut::with_capacity(MAGIC.len() + 4 + json.len() + rows.map_or(0, |r| r.get_array_memory_size()));
+    out.put_slice(MAGIC);
+    out.put_u32_le(json.len() as u32);
+    out.put_slice(&json);
+    let mut w = out.writer();
+    if let Some(rows) = rows.filter(|r| r.num_rows() > 0) {
+        let mut ipc = arrow::ipc::writer::StreamWriter::try_new(&mut w, &rows.schema()).map_err(|e| e.to_string())?;
+        ipc.write(rows).map_err(|e| e.to_string())?;
+        ipc.finish().map_err(|e| e.to_string())?;
+    }
+    Ok(w.into_inner().freeze())
+}
+
+/// Decodes a part; `what` names it in errors.
+pub fn decode(bytes: &Bytes, what: &str) -> Result<(PartMeta, Option<RecordBatch>), String> {
+    let bad = |why: String| format!("{what} is not a readable part ({why}); remove the job's staging and run again");
+    if bytes.len() < MAGIC.len() + 4 || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(bad("it does not start as one".into()));
+    }
+    let len = u32::from_le_bytes(bytes[MAGIC.len()..MAGIC.len() + 4].try_into().expect("4 bytes")) as usize;
+    let start = MAGIC.len() + 4;
+    let Some(json) = bytes.get(start..start + len) else { return Err(bad("it is cut short".into())) };
+    let meta: PartMeta = serde_json::from_slice(json).map_err(|e| bad(e.to_string()))?;
+    let rest = bytes.slice(start + len..);
+    if rest.is_empty() {
+        return Ok((meta, None));
+    }
+    let reader =
+        arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(rest), None).map_err(|e| bad(e.to_string()))?;
+    let schema = reader.schema();
+    let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| bad(e.to_string()))?;
+    let rows = arrow::compute::concat_batches(&schema, &batches).map_err(|e| bad(e.to_string()))?;
+    Ok((meta, Some(rows)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Float32Array, StringArray};
+
+    use super::*;
+
+    #[test]
+    fn a_part_reads_back_as_written() {
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("file", arrow::datatypes::DataType::Utf8, false),
+            arrow::datatypes::Field::new("score", arrow::datatypes::DataType::Float32, true),
+        ]));
+        let rows = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(vec!["a.csv", "b.csv"])),
+                Arc::new(Float32Array::from(vec![0.25, f32::NAN])),
+            ],
+        )
+        .unwrap();
+        let meta = PartMeta {
+            record: MiniBatchRecord {
+                id: 7,
+                files: "a.csv;b.csv".into(),
+                attempts: 1,
+                status: "completed".into(),
+                seconds: 0.5,
+                rows: 2,
+                failed_items: 0,
+                error: String::new(),
+            },
+            failures: Vec::new(),
+            outcomes: vec![(0, Some(1)), (1, None)],
+            notes: vec![("note".into(), "a.csv".into())],
+            rows_scored: 2,
+            rows_failed: 0,
+            read: 0.1,
+            decode: 0.2,
+            infer: 0.3,
+            by: "host-1".into(),
+        };
+        let bytes = encode(&meta, Some(&rows)).unwrap();
+        let (back, got) = decode(&bytes, "part 7").unwrap();
+        assert_eq!(back.record.id, 7);
+        assert_eq!(back.outcomes, meta.outcomes);
+        let got = got.unwrap();
+        assert_eq!(got.num_rows(), 2);
+        assert_eq!(got.schema(), rows.schema());
+        let empty = encode(&meta, None).unwrap();
+        assert!(decode(&empty, "part 7").unwrap().1.is_none());
+        let e = decode(&bytes.slice(..20), "part 7").unwrap_err();
+        assert!(e.contains("part 7") && e.contains("cut short"), "{e}");
+        assert!(decode(&Bytes::from_static(b"hello"), "p").unwrap_err().contains("not a readable part"));
+    }
+}
