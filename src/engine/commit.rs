@@ -56,17 +56,22 @@ impl Staging {
         Staging { output: output.clone(), dir: output.path.clone().join("_staging").join(job_id) }
     }
 
+    /// Staging object `name` (a relative path: `/` separates folders).
+    fn path(&self, name: &str) -> Path {
+        name.split('/').filter(|p| !p.is_empty()).fold(self.dir.clone(), |p, part| p.join(part))
+    }
+
     /// A streamed upload of staging object `name`.
     pub fn upload(&self, name: &str) -> BufWriter {
         let store: Arc<dyn ObjectStore> = Arc::new(RetryingWrites(self.output.store.clone()));
-        BufWriter::with_capacity(store, self.dir.clone().join(name), 8 * 1024 * 1024)
+        BufWriter::with_capacity(store, self.path(name), 8 * 1024 * 1024)
     }
 
     /// Publishes staging object `name` as `<output>/<rel>`, create-only.
     pub async fn publish(&self, name: &str, rel: &str) -> Result<(), CommitError> {
         let target = self.output.join(rel);
         let store = &self.output.store;
-        let from = self.dir.clone().join(name);
+        let from = self.path(name);
         let to = &target.path;
         let result = with_retries(&format!("publish {}", target.display), |_| {
             let from = &from;

@@ -196,6 +196,9 @@ pub struct Versions {
 #[derive(Debug, Clone, Serialize)]
 pub struct JobResult {
     pub job_id: String,
+    /// The fingerprint of the job's plan (see `plan.json`): a rerun with `--resume` of the same
+    /// inputs, model and settings finds the job done.
+    pub plan_fingerprint: String,
     pub status: JobStatus,
     /// Why the job failed, in one line.
     #[serde(skip_serializing_if = "Option::is_none")]

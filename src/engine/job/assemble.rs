@@ -116,6 +116,7 @@ pub(super) fn assemble(
 ) -> Assembled {
     let plan = &job.plan;
     let staging = state.staging();
+    let staged = |name: &str| staged_name(state, name);
     let mut a = Assembled {
         counts: Counts {
             files_total: plan.files.len() as u64,
@@ -126,10 +127,11 @@ pub(super) fn assemble(
         ..Default::default()
     };
     let mut out = Outputs {
-        predictions: predictions
-            .then(|| PredictionWriter::new(settings.output_format, staging.upload(&settings.output_file_name))),
-        mb_log: staging.upload("mini_batches.csv"),
-        failure_log: staging.upload("failures.jsonl"),
+        predictions: predictions.then(|| {
+            PredictionWriter::new(settings.output_format, staging.upload(&staged(&settings.output_file_name)))
+        }),
+        mb_log: staging.upload(&staged("mini_batches.csv")),
+        failure_log: staging.upload(&staged("failures.jsonl")),
     };
     let result = io.block_on(read_parts(state, plan, (parts, stopped), &mut a, &mut out));
     a.empty_files.sort();
@@ -197,7 +199,8 @@ async fn read_parts(
             }
         };
         write_logs(out, &meta).await?;
-        if meta.record.attempts > 0 {
+        // A part was scored by someone; a placeholder for a missing one names no one.
+        if !meta.by.is_empty() {
             a.absorb(meta, &mut tally, plan);
         }
     }
@@ -240,6 +243,12 @@ fn not_run(plan: &crate::engine::plan::Plan, mb: usize, stopped: bool) -> PartMe
         infer: 0.0,
         by: String::new(),
     }
+}
+
+/// Where this process stages an assembled file: its own folder, so that two processes that
+/// both assemble (one thought the other dead) never write or remove each other's files.
+pub(super) fn staged_name(state: &JobState, name: &str) -> String {
+    format!("assembled/{}/{name}", state.process)
 }
 
 fn hint(e: &dyn std::fmt::Display) -> String {

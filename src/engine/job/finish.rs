@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::assemble::{Assembled, assemble};
+use super::assemble::{Assembled, assemble, staged_name};
 use super::collector::Collected;
 use super::control::Interrupt;
 use super::pipeline::Joined;
@@ -166,19 +166,21 @@ fn publish(io: &tokio::runtime::Runtime, mut e: Ending, mut job_error: Option<St
             false
         }
     };
+    let staged = |name: &str| staged_name(&state, name);
     if job_error.is_none() && a.predictions {
         let name = &e.settings.output_file_name;
-        if note(io.block_on(staging.publish(name, name)), &mut job_error, &mut lost_race) {
+        if note(io.block_on(staging.publish(&staged(name), name)), &mut job_error, &mut lost_race) {
             predictions_url = Some(e.job.output.join(name).display);
         }
     }
     if !lost_race {
         for name in ["mini_batches.csv", "failures.jsonl"] {
-            note(io.block_on(staging.publish(name, &format!("logs/{name}"))), &mut job_error, &mut lost_race);
+            let published = io.block_on(staging.publish(&staged(name), &format!("logs/{name}")));
+            note(published, &mut job_error, &mut lost_race);
         }
     }
-    for staged in [e.settings.output_file_name.as_str(), "mini_batches.csv", "failures.jsonl"] {
-        io.block_on(state.remove(staged));
+    for name in [e.settings.output_file_name.as_str(), "mini_batches.csv", "failures.jsonl"] {
+        io.block_on(state.remove(&staged(name)));
     }
     let mut timings = std::mem::take(&mut a.timings);
     timings.commit = commit_started.elapsed().as_secs_f64();
@@ -191,6 +193,11 @@ fn publish(io: &tokio::runtime::Runtime, mut e: Ending, mut job_error: Option<St
     timings.bound_by = timings.bounding_stage();
     result.timings_seconds = timings;
     let outcome = write_report(io, &e.job.output, result, lost_race);
+    if outcome.result.status != JobStatus::Completed && e.settled.instance.is_some() && published_here(io, &e) {
+        // Another process of this job, which this one took for dead, published it first.
+        io.block_on(e.claims.stop_heartbeat());
+        return leave(io, e, None, true);
+    }
     io.block_on(e.claims.stop_heartbeat());
     if outcome.result.status == JobStatus::Completed || lost_race {
         io.block_on(staging.cleanup());
@@ -202,6 +209,14 @@ fn publish(io: &tokio::runtime::Runtime, mut e: Ending, mut job_error: Option<St
         );
     }
     outcome
+}
+
+/// Whether the output holds this job's Completed report.
+fn published_here(io: &tokio::runtime::Runtime, e: &Ending) -> bool {
+    let report = e.job.output.join("logs/job_result.json");
+    let Ok(bytes) = io.block_on(crate::storage::get_bytes(&e.job.output.store, &report.path)) else { return false };
+    serde_json::from_slice::<serde_json::Value>(&bytes)
+        .is_ok_and(|r| r["status"] == "Completed" && r["job_id"] == e.settled.state.job_id.as_str())
 }
 
 /// Errors only the whole job's parts show: nothing scored, or the threshold passed by failures
@@ -249,6 +264,7 @@ fn result(
     };
     JobResult {
         job_id: e.settled.state.job_id.clone(),
+        plan_fingerprint: e.settled.doc.fingerprint.clone(),
         status,
         error: job_error.map(|err| crate::secrets::scrub(&err).into_owned()),
         first_failure: a.first_failure.clone(),
@@ -304,6 +320,13 @@ fn leave(io: &tokio::runtime::Runtime, mut e: Ending, error: Option<String>, pub
         (None, None) => Some("the job's report cannot be read".to_string()),
         (Some(err), _) => Some(err.clone()),
     };
+    let done =
+        report.as_ref().is_some_and(|r| r["status"] == "Completed" && r["job_id"] == e.settled.state.job_id.as_str());
+    if done {
+        // What this process wrote after the job was published (a part it finished late, its
+        // marker) is all that can be left in the staging area: nothing of it is needed.
+        io.block_on(e.settled.state.staging().cleanup());
+    }
     let mut result = result(&mut e, &a, error, predictions, false);
     result.processes = [(e.settled.state.process.clone(), e.collected.mini_batches)].into();
     result.timings_seconds.write = e.collected.write;

@@ -83,7 +83,8 @@ pub(super) async fn settle(job: &Prepared, how: Joining<'_>) -> Result<Settled, 
                 }));
             }
             let state = JobState::new(output, &id, &process);
-            check_report(output, survey, &id, how.resume, &state).await?;
+            let ours = Ours { id: &id, fingerprint: &doc.fingerprint, staged: recorded.is_some() };
+            check_report(output, survey, ours, how.resume, &state).await?;
             let started_it = match recorded {
                 Some(d) => {
                     doc = d;
@@ -182,28 +183,40 @@ async fn find_job(
     Ok((id, None))
 }
 
-/// What the output's report says about continuing job `id` there: a Completed job is done; the
-/// logs of one that Failed are moved aside with `--resume`.
+/// The job this run continues, as [`check_report`] compares it with what the output holds.
+struct Ours<'a> {
+    id: &'a str,
+    fingerprint: &'a str,
+    /// Whether its staging area (with its plan) is there.
+    staged: bool,
+}
+
+/// What the output's report says about continuing the job there: a Completed one (the same id,
+/// or the same plan) is done; the logs of one that Failed are moved aside with `--resume`;
+/// predictions without a report are the job's own being published, when its staging area is
+/// there (another process is finishing it).
 async fn check_report(
     output: &crate::storage::Location,
     survey: &Survey,
-    id: &str,
+    ours: Ours<'_>,
     resume: bool,
     state: &JobState,
 ) -> Result<(), PrepareError> {
     let plan_err = |e| Err(PrepareError::Plan(e));
+    let id = ours.id;
     match &survey.report {
-        Some((rid, status)) if rid == id && status == "Completed" => {
-            plan_err(PlanError::AlreadyCompleted { output: output.display.clone(), job: id.to_string() })
+        Some((rid, status, fp)) if status == "Completed" && (rid == id || fp == ours.fingerprint) => {
+            plan_err(PlanError::AlreadyCompleted { output: output.display.clone(), job: rid.clone() })
         }
+        None if survey.other.is_some() && ours.staged => Ok(()),
         _ if survey.other.is_some() => plan_err(PlanError::OutputExists {
             output: output.display.clone(),
             existing: survey.other.clone().expect("checked"),
         }),
-        Some((rid, _)) if rid != id => {
+        Some((rid, _, _)) if rid != id => {
             plan_err(PlanError::FailedJobLogs { output: output.display.clone(), job_id: rid.clone(), error: None })
         }
-        Some((_, status)) if !resume => Err(PrepareError::Setting(format!(
+        Some((_, status, _)) if !resume => Err(PrepareError::Setting(format!(
             "job {id} in {} ended {status}; run with --resume to go on with it",
             output.display
         ))),

@@ -116,8 +116,8 @@ pub async fn check_output(output: &Location) -> Result<(), PlanError> {
 pub struct Survey {
     /// The jobs with a staging area, by id.
     pub staging_jobs: Vec<String>,
-    /// The job report there: its job id and status.
-    pub report: Option<(String, String)>,
+    /// The job report there: its job id, status and plan fingerprint.
+    pub report: Option<(String, String, String)>,
     /// Anything else there (predictions, other files): the first such name.
     pub other: Option<String>,
 }
@@ -150,7 +150,8 @@ pub async fn survey_output(output: &Location) -> Result<Survey, PlanError> {
             }
             Some("logs") => {
                 survey.report = read_report(output).await.map(|r| {
-                    (r["job_id"].as_str().unwrap_or("?").to_string(), r["status"].as_str().unwrap_or("?").to_string())
+                    let field = |k: &str| r[k].as_str().unwrap_or("?").to_string();
+                    (field("job_id"), field("status"), field("plan_fingerprint"))
                 });
             }
             Some(other) => {

@@ -196,6 +196,12 @@ pub async fn claim(
         let written = lock(&claims.written).clone();
         let others: u64 = view.failed.iter().filter(|(mb, _)| !written.contains(mb)).map(|(_, n)| n).sum();
         claims.others_failed.store(others, Ordering::Relaxed);
+        if !view.plan {
+            // The job was published (and its staging area removed) while this process was
+            // away, or the area was removed: nothing is left to claim.
+            tracing::info!("the job's staging area {} is gone: nothing left to claim", state.display(""));
+            return;
+        }
         if view.stopped {
             let why = state.stop_reason().await.map_or_else(
                 || "another process stopped the job".to_string(),
