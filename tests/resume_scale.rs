@@ -364,3 +364,40 @@ fn four_processes_share_a_job_on_s3_and_survive_kill_9() {
         check_output(&local, &reference);
     }
 }
+
+#[test]
+fn an_endpoint_job_killed_mid_way_goes_on_with_job_resume() {
+    use common::catalog::{bs, bs_cmd, json};
+    let tmp = tempdir();
+    let reference = reference(tmp.path());
+    let ws = tmp.path().join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    bs(&ws, &["workspace", "create", "--name", "resume-ws"]).expect_code(0);
+    bs(&ws, &["model", "create", "--name", "digits", "--path", &model("digits_mlp.onnx")]).expect_code(0);
+    bs(&ws, &["batch-endpoint", "create", "--name", "digits-ep"]).expect_code(0);
+    let yaml = "name: blue\nendpoint_name: digits-ep\nmodel: azureml:digits:1\nmini_batch_size: 3\nmax_concurrency_per_instance: 1\n";
+    std::fs::write(ws.join("blue.yml"), yaml).unwrap();
+    bs(&ws, &["batch-deployment", "create", "--file", "blue.yml"]).expect_code(0);
+    let input = data("digits");
+    let mut cmd = bs_cmd(&ws, &["batch-endpoint", "invoke", "-n", "digits-ep", "--input", &input, "--job-name", "j1"]);
+    cmd.env("BATCHSCORE_TEST_STORE_LATENCY", "20ms").stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let out = ws.join(".batchscore/workspaceblobstore/azureml/j1/score");
+    let started = Instant::now();
+    while parts_in(&out) < 10 && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    kill(&mut child, "-KILL");
+    let _ = child.wait();
+    let scored = parts_in(&out) as u64;
+    assert!(scored >= 10, "the job was killed while it ran");
+    assert_eq!(json(&ws, &["job", "show", "-n", "j1"])["status"], "Failed");
+    let run = bs(&ws, &["job", "resume", "-n", "j1"]);
+    run.expect_code(0).stderr_has(&["resuming"]);
+    let job = json(&ws, &["job", "show", "-n", "j1"]);
+    assert_eq!(job["status"], "Completed", "{job}");
+    check_output(&out, &reference);
+    let resumed = job_result(&out)["counts"]["mini_batches_resumed"].as_u64().unwrap();
+    assert!(resumed >= scored, "{resumed} resumed, {scored} scored before the kill");
+    bs(&ws, &["job", "resume", "-n", "j1"]).expect_code(2).stderr_has(&["only a Failed or Canceled job"]);
+}

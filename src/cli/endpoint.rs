@@ -1,17 +1,15 @@
 //! `batchscore batch-endpoint create|update|show|list|list-jobs|invoke|delete` (alias `endpoint`).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 
 use super::Exit;
 use super::common::{Common, Name, Plain, UpdateArgs, confirm, fail, warn};
-use super::progress::Shown;
 use crate::service::endpoints::{self, EndpointSpec};
 use crate::service::jobs::{self, InvokeSpec};
 use crate::service::{ServiceError, yaml::parse_tags};
-use crate::workspace::assets::{BatchEndpoint, JobStatus};
+use crate::workspace::assets::BatchEndpoint;
 
 #[derive(Debug, Subcommand)]
 pub enum EndpointCommand {
@@ -156,32 +154,13 @@ fn invoke(a: &Invoke) -> Exit {
         let (job, spec) = jobs::create(&mut ws, invoke_spec(a))?;
         Ok::<_, ServiceError>((ws, job, spec))
     })();
-    let (mut ws, job, spec) = match started {
+    let (ws, job, spec) = match started {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
     warn(&job.warnings);
-    super::score::init_logging(spec.settings.logging_level);
     eprintln!("job {} on {}/{}", job.name, job.endpoint_name, job.deployment_name);
-    let shown = Arc::new(Shown::new(spec.settings.progress, spec.settings.progress_interval));
-    let ran = match jobs::run(&mut ws, &job.name, spec, Some(shown)) {
-        Ok(r) => r,
-        Err(e) => return fail(&e),
-    };
-    match &ran.outcome {
-        Some(o) => super::score::print_summary(o),
-        None => eprintln!("error: {}", ran.job.error.as_deref().unwrap_or("the job could not start")),
-    }
-    let exit = match (ran.job.status, &ran.outcome) {
-        (_, None) => Exit::CouldNotStart,
-        (_, Some(o)) if o.lost_race => Exit::CouldNotStart,
-        (JobStatus::Completed, _) => Exit::Completed,
-        _ => Exit::Failed,
-    };
-    match a.common.print(&ran.job) {
-        Exit::Completed => exit,
-        other => other,
-    }
+    super::job::run_to_end(&a.common, ws, &job.name, spec)
 }
 
 pub fn run(cmd: &EndpointCommand) -> Exit {

@@ -21,6 +21,9 @@ pub enum JobCommand {
     Download(Download),
     /// Cancel a job: a running one stops within seconds and publishes nothing.
     Cancel(Name),
+    /// Go on with a Failed or Canceled job: score only the mini-batches it has not (its scored
+    /// ones are kept in its output's staging area), then publish as if it had run in one go.
+    Resume(Name),
 }
 
 #[derive(Debug, Args)]
@@ -76,5 +79,46 @@ pub fn run(cmd: &JobCommand) -> Exit {
             }
         }
         JobCommand::Cancel(a) => a.common.show(a.common.open().and_then(|mut ws| jobs::cancel(&mut ws, &a.name))),
+        JobCommand::Resume(a) => {
+            let ready = a.common.open().and_then(|mut ws| Ok((jobs::resume(&mut ws, &a.name)?, ws)));
+            match ready {
+                Ok((spec, ws)) => {
+                    eprintln!("job {}: resuming", a.name);
+                    run_to_end(&a.common, ws, &a.name, spec)
+                }
+                Err(e) => fail(&e),
+            }
+        }
+    }
+}
+
+/// Runs a catalog job in this process with progress on stderr, prints how it ended and the
+/// job record; the exit code is the job's (as `score`'s).
+pub(super) fn run_to_end(
+    common: &Common,
+    mut ws: crate::workspace::Workspace,
+    name: &str,
+    spec: crate::engine::JobSpec,
+) -> Exit {
+    super::score::init_logging(spec.settings.logging_level);
+    let shown =
+        std::sync::Arc::new(super::progress::Shown::new(spec.settings.progress, spec.settings.progress_interval));
+    let ran = match jobs::run(&mut ws, name, spec, Some(shown)) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    match &ran.outcome {
+        Some(o) => super::score::print_summary(o),
+        None => eprintln!("error: {}", ran.job.error.as_deref().unwrap_or("the job could not start")),
+    }
+    let exit = match (ran.job.status, &ran.outcome) {
+        (_, None) => Exit::CouldNotStart,
+        (_, Some(o)) if o.lost_race => Exit::CouldNotStart,
+        (JobStatus::Completed, _) => Exit::Completed,
+        _ => Exit::Failed,
+    };
+    match common.print(&ran.job) {
+        Exit::Completed => exit,
+        other => other,
     }
 }

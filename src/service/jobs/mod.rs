@@ -433,6 +433,28 @@ fn check_stale(ws: &mut Workspace, job: Job) -> Result<Job> {
     })
 }
 
+/// Makes a Failed or Canceled job ready to go on from where it stopped (`job resume`): the
+/// engine spec from its record, told to resume, so that only the mini-batches its staging
+/// area has no part for are scored, and the output is published as if it had run in one go.
+pub fn resume(ws: &mut Workspace, name: &str) -> Result<JobSpec> {
+    let job = show(ws, name)?;
+    if !matches!(job.status, JobStatus::Failed | JobStatus::Canceled) {
+        return Err(ServiceError::invalid(
+            format!("job {name}"),
+            format!("is {}; only a Failed or Canceled job can be resumed", job.status.name()),
+        ));
+    }
+    let mut spec = spec_for(ws, &job)?;
+    spec.options = JobOptions { resume: true, signals: true, ..Default::default() };
+    ws.write(|tx| tx.execute("UPDATE jobs SET cancel_requested = 0 WHERE name = ?1", [name]).map_err(store::sqlite))?;
+    update(ws, name, |j, _| {
+        j.error = None;
+        j.first_failure = None;
+        j.finished_at = None;
+    })?;
+    Ok(spec)
+}
+
 /// Asks a job to stop: one not started is Canceled at once; a running one is CancelRequested
 /// and its process cancels it within a few seconds.
 pub fn cancel(ws: &mut Workspace, name: &str) -> Result<Job> {
