@@ -401,3 +401,33 @@ fn an_endpoint_job_killed_mid_way_goes_on_with_job_resume() {
     assert!(resumed >= scored, "{resumed} resumed, {scored} scored before the kill");
     bs(&ws, &["job", "resume", "-n", "j1"]).expect_code(2).stderr_has(&["only a Failed or Canceled job"]);
 }
+
+#[test]
+fn the_index_comes_from_the_schedulers_variables() {
+    let tmp = tempdir();
+    let reference = reference(tmp.path());
+    let out = tmp.path().join("out");
+    let o = out.display().to_string();
+    let start = |vars: &[(&str, &str)]| {
+        let mut all: Vec<String> = job_args(&o);
+        all.extend(["--instance-count", "2"].map(String::from));
+        let mut cmd = score_cmd(tmp.path(), &all.iter().map(String::as_str).collect::<Vec<_>>());
+        for v in ["JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "AWS_BATCH_JOB_ARRAY_INDEX"] {
+            cmd.env_remove(v);
+        }
+        cmd.envs(vars.iter().copied()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    // Slurm's --array=4-5: task 5 is index 1; Kubernetes gives index 0.
+    let a = start(&[("SLURM_ARRAY_TASK_ID", "5"), ("SLURM_ARRAY_TASK_MIN", "4")]);
+    let b = start(&[("JOB_COMPLETION_INDEX", "0")]);
+    wait_all(vec![a, b]);
+    check_output(&out, &reference);
+    // An index past --instance-count is a setting error, named.
+    let other = tmp.path().join("other").display().to_string();
+    let mut all: Vec<String> = job_args(&other);
+    all.extend(["--instance-count", "2"].map(String::from));
+    let mut cmd = score_cmd(tmp.path(), &all.iter().map(String::as_str).collect::<Vec<_>>());
+    cmd.env("AWS_BATCH_JOB_ARRAY_INDEX", "7");
+    run_command(cmd).expect_code(2).stderr_has(&["--instance-index 7", "instance_count 2"]);
+}
