@@ -75,7 +75,8 @@ pub(super) fn collect(
             c.stopped.insert(result.id);
         } else {
             let started = Instant::now();
-            writes.start(io, &settled.state, claims, &result, cancel);
+            let keep_rows = settings.output_action == crate::engine::settings::OutputAction::AppendRow;
+            writes.start(io, &settled.state, claims, &result, keep_rows, cancel);
             c.write += started.elapsed().as_secs_f64();
             c.mini_batches += 1;
             progress.mini_batches_done += 1;
@@ -122,10 +123,12 @@ impl PartWrites {
         state: &Arc<JobState>,
         claims: &Arc<Claims>,
         r: &MbResult,
+        keep_rows: bool,
         cancel: &Arc<AtomicBool>,
     ) {
         let (id, failed_items) = (r.id, r.record.failed_items);
-        let bytes = match encode(&part_meta(state, r), r.rows.as_ref()) {
+        // summary_only publishes no predictions: its parts keep the record alone.
+        let bytes = match encode(&part_meta(state, r), r.rows.as_ref().filter(|_| keep_rows)) {
             Ok(b) => b,
             Err(e) => return self.fail(format!("cannot encode mini-batch {id}: {e}"), cancel),
         };

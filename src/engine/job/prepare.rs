@@ -105,6 +105,14 @@ pub(super) fn prepare(
     let input = Location::open(&settings.input, opts).map_err(PrepareError::from)?;
     let output = Location::open(&settings.output, opts).map_err(PrepareError::from)?;
     let model_loc = Location::open(&settings.model, opts).map_err(PrepareError::from)?;
+    let instance = meet.options.instance(settings);
+    let joins = meet.options.resume || instance.is_some();
+    if meet.options.clean_staging && joins {
+        return Err(PrepareError::Setting(
+            "--clean-staging removes unfinished jobs, which --resume and --instance-count join: use one or the other"
+                .into(),
+        ));
+    }
     if meet.options.clean_staging {
         let cleaned = io.block_on(clean_staging(&output)).map_err(PrepareError::from)?;
         for job in &cleaned.removed {
@@ -114,8 +122,6 @@ pub(super) fn prepare(
             tracing::warn!("job {job} is still running into {}; its staging files were left alone", output.display);
         }
     }
-    let instance = meet.options.instance(settings);
-    let joins = meet.options.resume || instance.is_some();
     let survey = if joins {
         Some(io.block_on(survey_output(&output)).map_err(PrepareError::from)?)
     } else {
