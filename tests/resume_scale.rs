@@ -128,7 +128,8 @@ fn check_output(out: &Path, reference: &Path) {
     let (_, mbs) = mini_batches(out);
     assert_eq!(mbs.len(), 100);
     assert!(mbs.iter().enumerate().all(|(i, m)| m["id"] == i.to_string() && m["status"] == "completed"));
-    assert!(!out.join("_staging").exists(), "staging removed: {:?}", names(out));
+    let left: Vec<_> = snapshot(&out.join("_staging")).into_keys().collect();
+    assert!(!out.join("_staging").exists(), "staging removed: {left:?}");
 }
 
 fn parts_in(out: &Path) -> usize {

@@ -30,7 +30,12 @@ pub fn score_command(args: &ScoreArgs) -> Exit {
     };
     let shown = Arc::new(Shown::new(settings.progress, settings.progress_interval));
     let spec = JobSpec { options, ..JobSpec::new(settings, deployment) };
-    match crate::engine::run(spec, &JobControl::with_observer(shown)) {
+    let ended = crate::engine::run(spec, &JobControl::with_observer(shown));
+    if crate::storage::latency::from_environment().is_some() {
+        // For the scaling benchmark: what the job cost in store requests.
+        eprintln!("store requests: {}", crate::storage::latency::requests());
+    }
+    match ended {
         Err(crate::engine::PrepareError::Plan(e @ crate::engine::plan::PlanError::AlreadyCompleted { .. })) => {
             // A process of a shared job started after the others finished it: nothing to do.
             eprintln!("{}", crate::secrets::scrub(&e.to_string()));

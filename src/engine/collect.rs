@@ -303,6 +303,22 @@ impl PredictionWriter {
         }
     }
 
+    /// Appends rows already encoded by [`csv_bytes`] (a part's): their header line (`header_len`
+    /// bytes) only if none was written yet.
+    pub async fn write_encoded_csv(&mut self, bytes: &[u8], header_len: usize) -> Result<(), CollectError> {
+        let werr = |e: &dyn std::fmt::Display| CollectError::Write(e.to_string());
+        match self {
+            PredictionWriter::Csv { upload, schema } => {
+                let body = if schema.is_some() { &bytes[header_len.min(bytes.len())..] } else { bytes };
+                schema.get_or_insert_with(|| Arc::new(Schema::empty()));
+                upload.write_all(body).await.map_err(|e| werr(&e))
+            }
+            PredictionWriter::Parquet { .. } => {
+                Err(CollectError::Write("CSV rows for a Parquet output (an internal error; please report it)".into()))
+            }
+        }
+    }
+
     /// Completes the upload. Returns false when nothing was ever written.
     pub async fn finish(self) -> Result<bool, CollectError> {
         let werr = |e: &dyn std::fmt::Display| CollectError::Write(e.to_string());
@@ -344,6 +360,25 @@ impl PredictionWriter {
             }
         }
     }
+}
+
+/// `batch` as CSV, its header line first: the bytes and the header's length. A mini-batch's
+/// rows are encoded once, where they are scored; the output is these bytes, one header kept.
+pub fn csv_bytes(batch: &RecordBatch) -> Result<(Vec<u8>, usize), CollectError> {
+    let werr = |e: &dyn std::fmt::Display| CollectError::Write(e.to_string());
+    let mut buf = Vec::with_capacity(batch.num_rows() * 64);
+    let header_len;
+    {
+        let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(&mut buf);
+        w.write_record(batch.schema().fields().iter().map(|f| f.name().as_str())).map_err(|e| werr(&e))?;
+        w.flush().map_err(|e| werr(&e))?;
+        drop(w);
+        header_len = buf.len();
+        let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(&mut buf);
+        write_csv_rows(&mut w, batch).map_err(|e| werr(&e))?;
+        w.flush().map_err(|e| werr(&e))?;
+    }
+    Ok((buf, header_len))
 }
 
 /// Casts `batch` to `schema` (same column names), for pass-through columns typed differently.

@@ -18,6 +18,14 @@ use object_store::{
 /// The variable that sets the latency.
 pub const VARIABLE: &str = "BATCHSCORE_TEST_STORE_LATENCY";
 
+/// Requests made through delayed stores in this process (listings count once per call).
+static REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+/// How many requests this process made through delayed stores.
+pub fn requests() -> u64 {
+    REQUESTS.load(Ordering::Relaxed)
+}
+
 /// The latency `BATCHSCORE_TEST_STORE_LATENCY` asks for, in milliseconds: `(min, max)`.
 pub fn from_environment() -> Option<(u64, u64)> {
     let raw = std::env::var(VARIABLE).ok()?;
@@ -43,6 +51,7 @@ impl Delayed {
     }
 
     async fn wait(&self) {
+        REQUESTS.fetch_add(1, Ordering::Relaxed);
         // xorshift: a different draw per request, no dependency for it.
         let mut x = self.seed.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
         x ^= x << 13;
@@ -81,6 +90,7 @@ impl ObjectStore for Delayed {
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        REQUESTS.fetch_add(1, Ordering::Relaxed);
         let (min, inner) = (self.min, self.inner.list(prefix));
         futures::stream::once(async move { tokio::time::sleep(Duration::from_millis(min)).await })
             .flat_map(move |()| futures::stream::empty())

@@ -18,7 +18,7 @@ use crate::engine::collect::PredictionWriter;
 use crate::engine::report::{Counts, FailureRecord, MINI_BATCH_HEADER, MiniBatchRecord, StageTimings};
 use crate::engine::settings::Settings;
 use crate::engine::state::JobState;
-use crate::engine::state::part::{PartMeta, decode};
+use crate::engine::state::part::{PartMeta, Rows, decode};
 
 /// Parts fetched ahead of the writer.
 const PARTS_AHEAD: usize = 16;
@@ -192,8 +192,13 @@ async fn read_parts(
             }
             Some(Ok(bytes)) => {
                 let (meta, rows) = decode(&bytes, &state.display(&JobState::part_name(mb)))?;
-                if let (Some(w), Some(rows)) = (out.predictions.as_mut(), rows) {
-                    w.write(&rows).await.map_err(|e| hint(&e))?;
+                match (out.predictions.as_mut(), rows) {
+                    (Some(w), Some(Rows::Arrow(rows))) => w.write(&rows).await.map_err(|e| hint(&e))?,
+                    (Some(w), Some(Rows::Csv(text))) => {
+                        let header = meta.csv_header.unwrap_or(0);
+                        w.write_encoded_csv(&text, header).await.map_err(|e| hint(&e))?
+                    }
+                    _ => {}
                 }
                 meta
             }
@@ -242,6 +247,7 @@ fn not_run(plan: &crate::engine::plan::Plan, mb: usize, stopped: bool) -> PartMe
         decode: 0.0,
         infer: 0.0,
         by: String::new(),
+        csv_header: None,
     }
 }
 

@@ -75,8 +75,8 @@ pub(super) fn collect(
             c.stopped.insert(result.id);
         } else {
             let started = Instant::now();
-            let keep_rows = settings.output_action == crate::engine::settings::OutputAction::AppendRow;
-            writes.start(io, &settled.state, claims, &result, keep_rows, cancel);
+            let rows = part_rows(settings, &result);
+            writes.start(io, &settled.state, claims, &result, rows, cancel);
             c.write += started.elapsed().as_secs_f64();
             c.mini_batches += 1;
             progress.mini_batches_done += 1;
@@ -123,12 +123,18 @@ impl PartWrites {
         state: &Arc<JobState>,
         claims: &Arc<Claims>,
         r: &MbResult,
-        keep_rows: bool,
+        rows: Result<Option<Rows>, String>,
         cancel: &Arc<AtomicBool>,
     ) {
         let (id, failed_items) = (r.id, r.record.failed_items);
-        // summary_only publishes no predictions: its parts keep the record alone.
-        let bytes = match encode(&part_meta(state, r), r.rows.as_ref().filter(|_| keep_rows)) {
+        let mut meta = part_meta(state, r);
+        let encoded = rows.and_then(|rows| {
+            if let Some(Rows::Csv((_, header))) = &rows {
+                meta.csv_header = Some(*header);
+            }
+            encode(&meta, rows.map(|r| r.into_part()).as_ref())
+        });
+        let bytes = match encoded {
             Ok(b) => b,
             Err(e) => return self.fail(format!("cannot encode mini-batch {id}: {e}"), cancel),
         };
@@ -158,6 +164,36 @@ impl PartWrites {
     }
 }
 
+/// A part's rows as they are stored: none for summary_only (no predictions are published);
+/// CSV text for a CSV output, encoded here on the collector thread while the sessions score
+/// (the assembly only concatenates); Arrow for Parquet.
+fn part_rows(settings: &crate::engine::settings::Settings, r: &MbResult) -> Result<Option<Rows>, String> {
+    use crate::engine::settings::{OutputAction, OutputFormat};
+    let Some(rows) = r.rows.as_ref().filter(|_| settings.output_action == OutputAction::AppendRow) else {
+        return Ok(None);
+    };
+    Ok(Some(match settings.output_format {
+        OutputFormat::Csv => Rows::Csv(crate::engine::collect::csv_bytes(rows).map_err(|e| e.to_string())?),
+        OutputFormat::Parquet => Rows::Arrow(rows.clone()),
+    }))
+}
+
+/// Rows on their way into a part.
+enum Rows {
+    Arrow(arrow::array::RecordBatch),
+    /// CSV text and the length of its header line.
+    Csv((Vec<u8>, usize)),
+}
+
+impl Rows {
+    fn into_part(self) -> crate::engine::state::part::Rows {
+        match self {
+            Rows::Arrow(b) => crate::engine::state::part::Rows::Arrow(b),
+            Rows::Csv((text, _)) => crate::engine::state::part::Rows::Csv(Bytes::from(text)),
+        }
+    }
+}
+
 fn part_meta(state: &JobState, r: &MbResult) -> PartMeta {
     PartMeta {
         record: r.record.clone(),
@@ -174,6 +210,7 @@ fn part_meta(state: &JobState, r: &MbResult) -> PartMeta {
         decode: r.decode,
         infer: r.infer,
         by: state.process.clone(),
+        csv_header: None,
     }
 }
 

@@ -103,8 +103,9 @@ pub(super) fn start(
     let shared = shared_state(io, settings, job, watchdog.clone());
     let cancel = shared.cancel.clone();
     let q = Queues::for_job(&job.plan, &job.feeder, settings, t);
-    // Claimed ahead: what the reader and the workers hold, and one more.
-    let hold = q.ahead + t.workers.max(t.sessions) + 1;
+    // Claimed ahead: twice what the reader and the workers hold, so that claims (a round trip
+    // each batch) stay ahead of reading.
+    let hold = 2 * (q.ahead + t.workers.max(t.sessions) + 1);
     let ids = mini_batches_to_score(io, settled, claims, hold, &cancel, &watchdog);
     let staged = t.sessions < t.workers;
     let (work_tx, work_rx) = flume::bounded::<Fetched>(1);

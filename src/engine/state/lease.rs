@@ -260,13 +260,15 @@ pub async fn claim(
             }
         }
         if !took {
-            sleep_unless(&cancel, (lease / 4).min(Duration::from_secs(5))).await;
+            // Others hold the rest: look again soon (one listing), for their parts or their death.
+            sleep_unless(&cancel, (lease / 8).clamp(Duration::from_millis(100), Duration::from_secs(1))).await;
         }
     }
 }
 
-/// Claims free mini-batches in order until two claims in a row fail (others are working
-/// there). Returns false when the pipeline is gone.
+/// Claims free mini-batches in order, as many at once as the pipeline has room for (each claim
+/// is a request: side by side they cost one round trip), until two claims fail (others are
+/// working there). Returns false when the pipeline is gone.
 async fn take_free(
     state: &JobState,
     claims: &Claims,
@@ -276,30 +278,37 @@ async fn take_free(
     cancel: &AtomicBool,
 ) -> bool {
     let mut misses = 0;
-    for &mb in free {
-        while lock(&claims.mine).len() >= hold.max(1) && !cancel.load(Ordering::Relaxed) {
+    let mut next = 0;
+    while next < free.len() && misses < 2 {
+        // Claim when half the room is free: claims go in batches, one round trip each.
+        let room = loop {
+            let room = hold.max(1).saturating_sub(lock(&claims.mine).len());
+            if room >= hold.div_ceil(2) || cancel.load(Ordering::Relaxed) {
+                break room;
+            }
             tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        };
         if cancel.load(Ordering::Relaxed) {
             return true;
         }
-        match state.create(&JobState::lease_name(mb, 0), lease_body(state)).await {
-            Ok(true) => {
-                misses = 0;
-                lock(&claims.mine).insert(mb);
-                if tx.send_async(mb).await.is_err() {
-                    return false;
+        let batch = &free[next..(next + room).min(free.len())];
+        next += batch.len();
+        let body = lease_body(state);
+        let names: Vec<String> = batch.iter().map(|mb| JobState::lease_name(*mb, 0)).collect();
+        let tried = futures::future::join_all(names.iter().map(|n| state.create(n, body.clone()))).await;
+        for (&mb, got) in batch.iter().zip(tried) {
+            match got {
+                Ok(true) => {
+                    lock(&claims.mine).insert(mb);
+                    if tx.send_async(mb).await.is_err() {
+                        return false;
+                    }
                 }
-            }
-            Ok(false) => {
-                misses += 1;
-                if misses >= 2 {
-                    break;
+                Ok(false) => misses += 1,
+                Err(e) => {
+                    tracing::warn!("mini-batch {mb}: cannot create its lease: {e}");
+                    misses = 2;
                 }
-            }
-            Err(e) => {
-                tracing::warn!("mini-batch {mb}: cannot create its lease: {e}");
-                break;
             }
         }
     }
@@ -366,7 +375,8 @@ pub async fn assembly_turn(state: &JobState, claims: &Claims, lease: Duration, c
                         {
                             return Turn::Published;
                         }
-                        sleep_unless(cancel, (lease / 4).min(Duration::from_secs(2))).await;
+                        sleep_unless(cancel, (lease / 8).clamp(Duration::from_millis(100), Duration::from_secs(1)))
+                            .await;
                         continue;
                     }
                     _ => n + 1,

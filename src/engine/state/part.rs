@@ -1,13 +1,14 @@
 //! A part: one scored mini-batch, as one object (`parts/<mb>.part`), written create-only.
 //!
 //! ```text
-//! "BSPART1\n" | u32 LE length | the record (JSON) | the rows (Arrow IPC stream; absent with no rows)
+//! "BSPART1\n" | u32 LE length | the record (JSON) | the rows (absent with no rows)
 //! ```
 //!
 //! The record holds what the job's logs and counts need (the `mini_batches.csv` row, the failed
 //! items, each item's outcome, decoding's notes, stage times, who scored it); the rows are the
-//! mini-batch's output rows, as Arrow, so that the assembly writes them in the job's format
-//! (CSV or Parquet) exactly as a streamed job would.
+//! mini-batch's output rows: for a CSV output already as CSV text (header line first), encoded
+//! where they were scored, so that the assembly only concatenates; for Parquet as an Arrow IPC
+//! stream, which the assembly writes into row groups.
 
 use arrow::array::RecordBatch;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -34,26 +35,46 @@ pub struct PartMeta {
     pub infer: f64,
     /// The process that scored it.
     pub by: String,
+    /// Set when the rows are CSV text (for a CSV output): the length of their header line.
+    #[serde(default)]
+    pub csv_header: Option<usize>,
 }
 
-/// Encodes a part.
-pub fn encode(meta: &PartMeta, rows: Option<&RecordBatch>) -> Result<Bytes, String> {
+/// A part's rows: Arrow (for a Parquet output), or CSV text already encoded (for a CSV one).
+#[derive(Debug)]
+pub enum Rows {
+    Arrow(RecordBatch),
+    Csv(Bytes),
+}
+
+/// Encodes a part; `rows` are Arrow, or CSV bytes with `meta.csv_header` set.
+pub fn encode(meta: &PartMeta, rows: Option<&Rows>) -> Result<Bytes, String> {
     let json = serde_json::to_vec(meta).map_err(|e| e.to_string())?;
-    let mut out = BytesMut::with_capacity(MAGIC.len() + 4 + json.len() + rows.map_or(0, |r| r.get_array_memory_size()));
+    let mut out = BytesMut::with_capacity(MAGIC.len() + 4 + json.len() + 1024);
     out.put_slice(MAGIC);
     out.put_u32_le(json.len() as u32);
     out.put_slice(&json);
-    let mut w = out.writer();
-    if let Some(rows) = rows.filter(|r| r.num_rows() > 0) {
-        let mut ipc = arrow::ipc::writer::StreamWriter::try_new(&mut w, &rows.schema()).map_err(|e| e.to_string())?;
-        ipc.write(rows).map_err(|e| e.to_string())?;
-        ipc.finish().map_err(|e| e.to_string())?;
+    match rows {
+        None => Ok(out.freeze()),
+        Some(Rows::Csv(text)) => {
+            out.put_slice(text);
+            Ok(out.freeze())
+        }
+        Some(Rows::Arrow(rows)) if rows.num_rows() == 0 => Ok(out.freeze()),
+        Some(Rows::Arrow(rows)) => {
+            let mut w = out.writer();
+            let mut ipc =
+                arrow::ipc::writer::StreamWriter::try_new(&mut w, &rows.schema()).map_err(|e| e.to_string())?;
+            ipc.write(rows).map_err(|e| e.to_string())?;
+            ipc.finish().map_err(|e| e.to_string())?;
+            drop(ipc);
+            Ok(w.into_inner().freeze())
+        }
     }
-    Ok(w.into_inner().freeze())
 }
 
 /// Decodes a part; `what` names it in errors.
-pub fn decode(bytes: &Bytes, what: &str) -> Result<(PartMeta, Option<RecordBatch>), String> {
+pub fn decode(bytes: &Bytes, what: &str) -> Result<(PartMeta, Option<Rows>), String> {
     let bad = |why: String| format!("{what} is not a readable part ({why}); remove the job's staging and run again");
     if bytes.len() < MAGIC.len() + 4 || &bytes[..MAGIC.len()] != MAGIC {
         return Err(bad("it does not start as one".into()));
@@ -66,12 +87,15 @@ pub fn decode(bytes: &Bytes, what: &str) -> Result<(PartMeta, Option<RecordBatch
     if rest.is_empty() {
         return Ok((meta, None));
     }
+    if meta.csv_header.is_some() {
+        return Ok((meta, Some(Rows::Csv(rest))));
+    }
     let reader =
         arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(rest), None).map_err(|e| bad(e.to_string()))?;
     let schema = reader.schema();
     let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| bad(e.to_string()))?;
     let rows = arrow::compute::concat_batches(&schema, &batches).map_err(|e| bad(e.to_string()))?;
-    Ok((meta, Some(rows)))
+    Ok((meta, Some(Rows::Arrow(rows))))
 }
 
 #[cfg(test)]
@@ -116,16 +140,21 @@ mod tests {
             decode: 0.2,
             infer: 0.3,
             by: "host-1".into(),
+            csv_header: None,
         };
-        let bytes = encode(&meta, Some(&rows)).unwrap();
+        let bytes = encode(&meta, Some(&Rows::Arrow(rows.clone()))).unwrap();
         let (back, got) = decode(&bytes, "part 7").unwrap();
         assert_eq!(back.record.id, 7);
         assert_eq!(back.outcomes, meta.outcomes);
-        let got = got.unwrap();
+        let Some(Rows::Arrow(got)) = got else { panic!("arrow rows") };
         assert_eq!(got.num_rows(), 2);
         assert_eq!(got.schema(), rows.schema());
         let empty = encode(&meta, None).unwrap();
         assert!(decode(&empty, "part 7").unwrap().1.is_none());
+        let csv = PartMeta { csv_header: Some(6), ..meta.clone() };
+        let text = encode(&csv, Some(&Rows::Csv(Bytes::from_static(b"a,b\r\n1,2\r\n")))).unwrap();
+        let Some(Rows::Csv(t)) = decode(&text, "part 7").unwrap().1 else { panic!("csv rows") };
+        assert_eq!(&t[..], b"a,b\r\n1,2\r\n");
         let e = decode(&bytes.slice(..20), "part 7").unwrap_err();
         assert!(e.contains("part 7") && e.contains("cut short"), "{e}");
         assert!(decode(&Bytes::from_static(b"hello"), "p").unwrap_err().contains("not a readable part"));
