@@ -62,19 +62,21 @@ pub fn hostname() -> String {
 /// At most this many objects of an existing output are listed to say what it holds.
 const LOOK: usize = 1000;
 
+/// A local output that is a file, or has a file where a folder of its path should be.
+fn local_checks(output: &Location) -> Result<(), PlanError> {
+    let Some(local) = &output.local else { return Ok(()) };
+    if local.is_file() {
+        return Err(PlanError::OutputExists { output: output.display.clone(), existing: "a file of that name".into() });
+    }
+    match file_in_the_way(local) {
+        Some(hint) => Err(PlanError::NotWritable { output: output.display.clone(), hint }),
+        None => Ok(()),
+    }
+}
+
 /// Fails if anything exists under the output folder, saying what it is.
 pub async fn check_output(output: &Location) -> Result<(), PlanError> {
-    if let Some(local) = &output.local {
-        if local.is_file() {
-            return Err(PlanError::OutputExists {
-                output: output.display.clone(),
-                existing: "a file of that name".into(),
-            });
-        }
-        if let Some(hint) = file_in_the_way(local) {
-            return Err(PlanError::NotWritable { output: output.display.clone(), hint });
-        }
-    }
+    local_checks(output)?;
     let rels = list_some(output).await?;
     if rels.is_empty() {
         return Ok(());
@@ -125,17 +127,7 @@ pub struct Survey {
 /// Looks at the top of the output (and into `_staging/` and `logs/`) without listing every
 /// staged object: a big job's staging area holds thousands.
 pub async fn survey_output(output: &Location) -> Result<Survey, PlanError> {
-    if let Some(local) = &output.local {
-        if local.is_file() {
-            return Err(PlanError::OutputExists {
-                output: output.display.clone(),
-                existing: "a file of that name".into(),
-            });
-        }
-        if let Some(hint) = file_in_the_way(local) {
-            return Err(PlanError::NotWritable { output: output.display.clone(), hint });
-        }
-    }
+    local_checks(output)?;
     let mut survey = Survey::default();
     let top = list_level(output, &output.path).await?;
     if let Some(o) = top.objects.first() {
