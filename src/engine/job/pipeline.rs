@@ -432,13 +432,20 @@ impl Feed {
     /// takes more only while more are coming: it never holds what it has for input that may be
     /// long in coming (a slow store, or the rest of a job that other processes hold).
     fn next_soon(&self, shared: &Shared, times: &mut ThreadTimes) -> Option<Batch> {
+        // Only the wait counts as waiting for input (decoding a read one is the session's work).
         let t = Instant::now();
-        let got = match self {
-            Feed::Read(rx) => rx.recv_timeout(GROUP_WAIT).ok().map(|f| prepare(shared, f)),
-            Feed::Decoded(rx) => rx.recv_timeout(GROUP_WAIT).ok(),
-        };
-        times.waiting_for_input += t.elapsed().as_secs_f64();
-        got.filter(|_| !shared.cancel.load(Ordering::Relaxed))
+        match self {
+            Feed::Read(rx) => {
+                let got = rx.recv_timeout(GROUP_WAIT).ok();
+                times.waiting_for_input += t.elapsed().as_secs_f64();
+                got.filter(|_| !shared.cancel.load(Ordering::Relaxed)).map(|f| prepare(shared, f))
+            }
+            Feed::Decoded(rx) => {
+                let got = rx.recv_timeout(GROUP_WAIT).ok();
+                times.waiting_for_input += t.elapsed().as_secs_f64();
+                got.filter(|_| !shared.cancel.load(Ordering::Relaxed))
+            }
+        }
     }
 }
 
