@@ -213,10 +213,19 @@ fn publish(io: &tokio::runtime::Runtime, mut e: Ending, mut job_error: Option<St
 
 /// Whether the output holds this job's Completed report.
 fn published_here(io: &tokio::runtime::Runtime, e: &Ending) -> bool {
+    published_report(io, e).is_some_and(|r| completes(&r, e))
+}
+
+/// The report at the output, when there is a readable one.
+fn published_report(io: &tokio::runtime::Runtime, e: &Ending) -> Option<serde_json::Value> {
     let report = e.job.output.join("logs/job_result.json");
-    let Ok(bytes) = io.block_on(crate::storage::get_bytes(&e.job.output.store, &report.path)) else { return false };
-    serde_json::from_slice::<serde_json::Value>(&bytes)
-        .is_ok_and(|r| r["status"] == "Completed" && r["job_id"] == e.settled.state.job_id.as_str())
+    let bytes = io.block_on(crate::storage::get_bytes(&e.job.output.store, &report.path)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Whether `report` says this job Completed.
+fn completes(report: &serde_json::Value, e: &Ending) -> bool {
+    report["status"] == "Completed" && report["job_id"] == e.settled.state.job_id.as_str()
 }
 
 /// Errors only the whole job's parts show: nothing scored, or the threshold passed by failures
@@ -294,13 +303,7 @@ fn result(
 /// Its report is its own part in the job; the job's is the published one, when there is one.
 fn leave(io: &tokio::runtime::Runtime, mut e: Ending, error: Option<String>, published: bool) -> JobOutcome {
     let report_at = e.job.output.join("logs/job_result.json");
-    let report: Option<serde_json::Value> = if published {
-        io.block_on(crate::storage::get_bytes(&e.job.output.store, &report_at.path))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-    } else {
-        None
-    };
+    let report = if published { published_report(io, &e) } else { None };
     let a = Assembled {
         counts: crate::engine::report::Counts {
             files_total: e.job.plan.files.len() as u64,
@@ -320,8 +323,7 @@ fn leave(io: &tokio::runtime::Runtime, mut e: Ending, error: Option<String>, pub
         (None, None) => Some("the job's report cannot be read".to_string()),
         (Some(err), _) => Some(err.clone()),
     };
-    let done =
-        report.as_ref().is_some_and(|r| r["status"] == "Completed" && r["job_id"] == e.settled.state.job_id.as_str());
+    let done = report.as_ref().is_some_and(|r| completes(r, &e));
     if done {
         // What this process wrote after the job was published (a part it finished late, its
         // marker) is all that can be left in the staging area: nothing of it is needed.
