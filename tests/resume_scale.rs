@@ -316,6 +316,28 @@ fn every_process_killed_then_resumed_by_one() {
 }
 
 #[test]
+fn a_completed_jobs_leftover_staging_is_swept_by_the_next_process() {
+    // The publisher of a job can be killed after it wrote the report and before it removed the
+    // staging area: a process started later finds the job done and removes what is left.
+    let tmp = tempdir();
+    let reference = reference(tmp.path());
+    let out = tmp.path().join("out");
+    let o = out.display().to_string();
+    let (code, stderr) = finish(spawn(tmp.path(), &job_args(&o), &["--resume"], "0ms"));
+    assert_eq!(code, Some(0), "{stderr}");
+    let job = job_result(&out)["job_id"].as_str().unwrap().to_string();
+    let lease = out.join(format!("_staging/{job}/leases/00000007"));
+    std::fs::create_dir_all(&lease).unwrap();
+    std::fs::write(lease.join("0000"), b"{}").unwrap();
+    let extra = ["--instance-count", "4", "--instance-index", "1"];
+    let (code, stderr) = finish(spawn(tmp.path(), &job_args(&o), &extra, "0ms"));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("already completed"), "{stderr}");
+    assert!(stderr.contains("removed what was left"), "{stderr}");
+    check_output(&out, &reference);
+}
+
+#[test]
 fn four_processes_share_a_job_on_s3_and_survive_kill_9() {
     if !Moto::program().exists() {
         eprintln!("skipped: moto is not installed (scripts/test-servers.sh)");

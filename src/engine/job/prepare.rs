@@ -122,12 +122,13 @@ pub(super) fn prepare(
             tracing::warn!("job {job} is still running into {}; its staging files were left alone", output.display);
         }
     }
-    let survey = if joins {
-        Some(io.block_on(survey_output(&output)).map_err(PrepareError::from)?)
+    // One that may join a job looks at the output when it meets the job, after planning (the
+    // output may change meanwhile); here only for what would refuse it anyway.
+    if joins {
+        io.block_on(survey_output(&output)).map_err(PrepareError::from)?;
     } else {
         io.block_on(check_output(&output)).map_err(PrepareError::from)?;
-        None
-    };
+    }
     let existed = output.local.as_ref().is_some_and(|l| l.exists());
     let process = crate::engine::state::process_name();
     let fresh = JobState::new(&output, meet.job_id, &process);
@@ -159,7 +160,7 @@ pub(super) fn prepare(
         resume: meet.options.resume,
         instance,
         lease_seconds: meet.options.lease_seconds.unwrap_or(DEFAULT_LEASE_SECONDS),
-        survey,
+        joins,
     };
     match io.block_on(resume::settle(&prepared, how)) {
         Ok(settled) => Ok((prepared, settled)),

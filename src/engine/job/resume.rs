@@ -18,7 +18,7 @@ use object_store::ObjectStoreExt;
 
 use super::PrepareError;
 use super::prepare::Prepared;
-use crate::engine::plan::{PlanError, StagingOwner, Survey, probe_output, running_here};
+use crate::engine::plan::{PlanError, StagingOwner, Survey, probe_output, running_here, survey_output};
 use crate::engine::settings::Settings;
 use crate::engine::state::lease::{Heartbeat, Instance};
 use crate::engine::state::plan_doc::PlanDoc;
@@ -50,9 +50,9 @@ pub(super) struct Joining<'a> {
     pub resume: bool,
     pub instance: Option<Instance>,
     pub lease_seconds: f64,
-    /// What the output held, for a run that may continue a job; `None` for a plain run (whose
-    /// output was checked to be new).
-    pub survey: Option<Survey>,
+    /// Whether this run may continue a job (`--resume`, or one of several processes); a plain
+    /// run's output was checked to be new.
+    pub joins: bool,
 }
 
 /// Settles the job: records its plan (or checks it against the recorded one) and this process
@@ -63,15 +63,15 @@ pub(super) async fn settle(job: &Prepared, how: Joining<'_>) -> Result<Settled, 
     let sha = &job.model_report.sha256;
     let mut doc = PlanDoc::new("", &job.plan, how.settings, sha, how.lease_seconds, &process);
     let output = &job.output;
-    let (job_id, started_it) = match &how.survey {
-        None => {
+    let (job_id, started_it) = match how.joins {
+        false => {
             doc.job_id = how.fresh_id.to_string();
             let state = JobState::new(output, &doc.job_id, &process);
             record_plan(&state, &doc).await?;
             (doc.job_id.clone(), true)
         }
-        Some(survey) => {
-            let (id, recorded) = find_job(output, survey, &doc, how.named).await?;
+        true => {
+            let (id, recorded, state) = meet(output, &doc, &how).await?;
             doc.job_id = id.clone();
             // Alone, a resumed job scores everything that is missing: not beside itself.
             if how.instance.is_none()
@@ -82,9 +82,6 @@ pub(super) async fn settle(job: &Prepared, how: Joining<'_>) -> Result<Settled, 
                     job: format!("job {id} (pid {} on this machine, started {})", o.pid, o.started_at),
                 }));
             }
-            let state = JobState::new(output, &id, &process);
-            let ours = Ours { id: &id, fingerprint: &doc.fingerprint, staged: recorded.is_some() };
-            check_report(output, survey, ours, how.resume, &state).await?;
             let started_it = match recorded {
                 Some(d) => {
                     doc = d;
@@ -123,7 +120,7 @@ pub(super) async fn settle(job: &Prepared, how: Joining<'_>) -> Result<Settled, 
             return Err(store_error(output, e));
         }
     };
-    if how.survey.is_some() && prior.stopped {
+    if how.joins && prior.stopped {
         let why = state.stop_reason().await.map_or_else(String::new, |s| format!(" ({})", s.reason));
         state.remove(&JobState::owner_name(&process)).await;
         return Err(PrepareError::Setting(format!(
@@ -140,6 +137,54 @@ pub(super) async fn settle(job: &Prepared, how: Joining<'_>) -> Result<Settled, 
     }
     let lease = Duration::from_secs_f64(doc.lease_seconds.max(0.5));
     Ok(Settled { state, doc, instance: how.instance, lease, prior, started_it })
+}
+
+/// How long a process that finds a job's predictions published but not its report waits for
+/// the report: the publisher writes the logs and then the report right after the predictions.
+const PUBLISHING_WAIT: Duration = Duration::from_secs(30);
+
+/// Looks at the output and finds the job this run continues ([`find_job`]), checking what the
+/// output's report says ([`check_report`]). The output may be changing under it: another
+/// process of the job may be publishing it, so that a look finds the predictions but not yet
+/// the report. It looks again then, while that process's staging area is there.
+async fn meet(
+    output: &crate::storage::Location,
+    doc: &PlanDoc,
+    how: &Joining<'_>,
+) -> Result<(String, Option<PlanDoc>, JobState), PrepareError> {
+    let started = std::time::Instant::now();
+    for look in 0.. {
+        let survey = survey_output(output).await.map_err(PrepareError::from)?;
+        let (id, recorded) = find_job(output, &survey, doc, how.named).await?;
+        let state = JobState::new(output, &id, how.process);
+        let ours = Ours { id: &id, fingerprint: &doc.fingerprint, staged: recorded.is_some() };
+        match check_report(output, &survey, ours, how.resume, &state).await {
+            Err(PrepareError::Plan(PlanError::OutputExists { .. }))
+                if survey.report.is_none()
+                    && (look == 0 || survey.staging_jobs.contains(&id))
+                    && started.elapsed() < PUBLISHING_WAIT =>
+            {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e @ PrepareError::Plan(PlanError::AlreadyCompleted { .. })) => {
+                sweep_completed(output, &survey).await;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+            Ok(()) => return Ok((id, recorded, state)),
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+/// Removes what is left of a Completed job's staging area: its publisher was stopped (killed,
+/// say) after it wrote the report and before it removed the staging area.
+async fn sweep_completed(output: &crate::storage::Location, survey: &Survey) {
+    let Some((job, _, _)) = &survey.report else { return };
+    if survey.staging_jobs.contains(job) {
+        JobState::new(output, job, "").staging().cleanup().await;
+        tracing::info!("removed what was left of completed job {job}'s staging files in {}", output.display);
+    }
 }
 
 /// Finds the job this run continues: the staging area whose plan is this run's. Returns its id
