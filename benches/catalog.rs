@@ -76,6 +76,8 @@ fn job(i: usize) -> Job {
         finished_at: Some(now),
         heartbeat_at: None,
         runner: None,
+        launch: None,
+        instances: Default::default(),
         inputs: Default::default(),
         outputs: Default::default(),
         model: AssetRef { name: "model-1".into(), version: "1".into() },

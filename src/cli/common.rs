@@ -192,7 +192,8 @@ listed! {
     assets::Datastore => [("Name", "name"), ("Type", "type"), ("Url", "url"), ("Created", "created_at")],
     assets::Data => [("Name", "name"), ("Version", "version"), ("Type", "type"), ("Path", "path"), ("Created", "created_at")],
     assets::BatchEndpoint => [("Name", "name"), ("Default", "defaults.deployment_name"), ("ScoringUri", "scoring_uri"), ("Created", "created_at"), ("Description", "description")],
-    assets::BatchDeployment => [("Name", "name"), ("Endpoint", "endpoint_name"), ("Model", "model"), ("Environment", "environment"), ("InstanceCount", "instance_count"), ("Created", "created_at")],
+    assets::BatchDeployment => [("Name", "name"), ("Endpoint", "endpoint_name"), ("Model", "model"), ("Environment", "environment"), ("Compute", "compute"), ("InstanceCount", "instance_count"), ("Created", "created_at")],
+    assets::Compute => [("Name", "name"), ("Type", "type"), ("Partition", "partition"), ("MaxInstances", "max_instances"), ("Created", "created_at"), ("Description", "description")],
     assets::Token => [("Name", "name"), ("Scope", "scope"), ("Prefix", "prefix"), ("Created", "created_at"), ("Expires", "expires_at"), ("Revoked", "revoked_at")],
     assets::Job => [("Name", "name"), ("Endpoint", "endpoint_name"), ("Deployment", "deployment_name"), ("Status", "status"), ("Created", "created_at"), ("Rows", "counts.rows_scored"), ("FailedItems", "counts.items_failed")],
 }

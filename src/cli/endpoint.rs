@@ -9,7 +9,7 @@ use super::common::{Common, Name, Plain, UpdateArgs, confirm, fail, warn};
 use crate::service::endpoints::{self, EndpointSpec};
 use crate::service::jobs::{self, InvokeSpec};
 use crate::service::{ServiceError, yaml::parse_tags};
-use crate::workspace::assets::BatchEndpoint;
+use crate::workspace::assets::{BatchEndpoint, JobStatus};
 
 #[derive(Debug, Subcommand)]
 pub enum EndpointCommand {
@@ -146,8 +146,12 @@ fn queue(a: &Invoke) -> Exit {
 }
 
 fn invoke(a: &Invoke) -> Exit {
-    if a.no_wait {
-        return queue(a);
+    let on_compute = a.common.open().and_then(|ws| jobs::compute_of(&ws, &invoke_spec(a)));
+    match on_compute {
+        Ok(Some(_)) => return launch(a),
+        Ok(None) if a.no_wait => return queue(a),
+        Ok(None) => {}
+        Err(e) => return fail(&e),
     }
     let started = (|| {
         let mut ws = a.common.open()?;
@@ -161,6 +165,50 @@ fn invoke(a: &Invoke) -> Exit {
     warn(&job.warnings);
     eprintln!("job {} on {}/{}", job.name, job.endpoint_name, job.deployment_name);
     super::job::run_to_end(&a.common, ws, &job.name, spec)
+}
+
+/// A deployment on a compute target: the job's processes start there; this follows the job
+/// until it ends (with `--no-wait`, prints it and returns).
+fn launch(a: &Invoke) -> Exit {
+    let launched = (|| {
+        let mut ws = a.common.open()?;
+        let (job, _) = jobs::create(&mut ws, invoke_spec(a))?;
+        warn(&job.warnings);
+        let job = jobs::start_on_compute(&mut ws, &job)?;
+        Ok::<_, ServiceError>((ws, job))
+    })();
+    let (mut ws, job) = match launched {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let l = job.launch.clone().unwrap_or_default();
+    eprintln!(
+        "job {} on {}/{}: {} process(es) on compute {} ({}{}); logs in {}",
+        job.name,
+        job.endpoint_name,
+        job.deployment_name,
+        job.instance_count.max(1),
+        l.compute,
+        l.kind,
+        l.slurm_job_id.as_deref().map(|id| format!(", Slurm job {id}")).unwrap_or_default(),
+        l.logs
+    );
+    if a.no_wait {
+        eprintln!("follow it with `batchscore job stream -n {}`", job.name);
+        return a.common.print(&job);
+    }
+    eprintln!("following it (Ctrl-C stops following; `batchscore job cancel -n {}` cancels it)", job.name);
+    match jobs::stream(&mut ws, &job.name, |line| eprintln!("{line}")) {
+        Ok(job) => {
+            eprintln!("job {}: {}", job.name, job.status.name());
+            let exit = if job.status == JobStatus::Completed { Exit::Completed } else { Exit::Failed };
+            match a.common.print(&job) {
+                Exit::Completed => exit,
+                other => other,
+            }
+        }
+        Err(e) => fail(&e),
+    }
 }
 
 pub fn run(cmd: &EndpointCommand) -> Exit {

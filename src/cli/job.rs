@@ -24,6 +24,22 @@ pub enum JobCommand {
     /// Go on with a Failed or Canceled job: score only the mini-batches it has not (its scored
     /// ones are kept in its output's staging area), then publish as if it had run in one go.
     Resume(Name),
+    /// Run one process of a job launched on a compute target (what `invoke` starts on it, or a
+    /// scheduler of your own: the index comes from --instance-index, JOB_COMPLETION_INDEX,
+    /// SLURM_ARRAY_TASK_ID or AWS_BATCH_JOB_ARRAY_INDEX).
+    Worker(Worker),
+}
+
+#[derive(Debug, Args)]
+pub struct Worker {
+    #[arg(long, short = 'n')]
+    pub name: String,
+    /// This process's index among the job's instance_count (default: from the scheduler's
+    /// variables, else 0).
+    #[arg(long)]
+    pub instance_index: Option<String>,
+    #[command(flatten)]
+    pub common: Common,
 }
 
 #[derive(Debug, Args)]
@@ -89,6 +105,54 @@ pub fn run(cmd: &JobCommand) -> Exit {
                 Err(e) => fail(&e),
             }
         }
+        JobCommand::Worker(a) => worker(a),
+    }
+}
+
+/// One launched process of a job: its share, then how it ended. Exit 0 when the job is
+/// Completed or this process left it to another; 1 when the job failed; 2 when this process
+/// could not take part.
+fn worker(a: &Worker) -> Exit {
+    let index = match &a.instance_index {
+        Some(raw) => match raw.trim().parse::<usize>() {
+            Ok(i) => Some(i),
+            Err(_) => {
+                eprintln!("error: --instance-index {raw:?}: expected a whole number from 0 to instance_count minus 1");
+                return Exit::CouldNotStart;
+            }
+        },
+        None => match super::score::index_from_environment() {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::CouldNotStart;
+            }
+        },
+    };
+    let ready = a.common.open().and_then(|mut ws| Ok((jobs::worker_spec(&mut ws, &a.name, index)?, ws)));
+    let (spec, mut ws) = match ready {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    super::score::init_logging(spec.settings.logging_level);
+    let ran = match jobs::run_instance(&mut ws, &a.name, spec, None) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    match &ran.outcome {
+        Some(o) if o.published => super::score::print_summary(o),
+        Some(o) => eprintln!(
+            "job {}: this process scored {} mini-batches; another one publishes the job",
+            a.name, o.result.counts.mini_batches_run
+        ),
+        None => eprintln!("job {}: {}", a.name, ran.job.error.as_deref().unwrap_or("this process did not take part")),
+    }
+    match (&ran.outcome, ran.job.status) {
+        (None, JobStatus::Completed) => Exit::Completed,
+        (None, _) => Exit::CouldNotStart,
+        (Some(o), _) if !o.published => Exit::Completed,
+        (Some(_), JobStatus::Completed) => Exit::Completed,
+        _ => Exit::Failed,
     }
 }
 

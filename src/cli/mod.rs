@@ -5,6 +5,7 @@
 //! command was refused.
 
 mod common;
+mod compute;
 mod data;
 mod datastore;
 mod deployment;
@@ -55,6 +56,9 @@ pub enum Command {
     /// Manage batch deployments of an endpoint.
     #[command(subcommand, name = "batch-deployment", alias = "deployment")]
     BatchDeployment(deployment::DeploymentCommand),
+    /// Compute targets: where a deployment's jobs run their processes (local or Slurm).
+    #[command(subcommand)]
+    Compute(compute::ComputeCommand),
     /// List, follow, download and cancel jobs.
     #[command(subcommand)]
     Job(job::JobCommand),
@@ -306,6 +310,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Data(c) => data::run(&c),
         Command::BatchEndpoint(c) => endpoint::run(&c),
         Command::BatchDeployment(c) => deployment::run(&c),
+        Command::Compute(c) => compute::run(&c),
         Command::Job(c) => job::run(&c),
         Command::Token(c) => token::run(&c),
         Command::Serve(a) => serve::run(&a),

@@ -94,7 +94,7 @@ fn job_options(args: &ScoreArgs) -> Result<JobOptions, String> {
 /// The index a scheduler gave this process: Kubernetes' `JOB_COMPLETION_INDEX`, Slurm's
 /// `SLURM_ARRAY_TASK_ID` (counted from `SLURM_ARRAY_TASK_MIN`, so `--array=1-4` works) or AWS
 /// Batch's `AWS_BATCH_JOB_ARRAY_INDEX`.
-fn index_from_environment() -> Result<Option<usize>, String> {
+pub(super) fn index_from_environment() -> Result<Option<usize>, String> {
     for var in INDEX_VARIABLES {
         let Ok(raw) = std::env::var(var) else { continue };
         let n: usize =

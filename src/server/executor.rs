@@ -104,7 +104,12 @@ fn wait(shared: &Shared) {
 fn run_one(shared: &Shared, ws: &mut Workspace, job: Job) {
     let name = job.name.clone();
     shared.running.lock().unwrap_or_else(|e| e.into_inner()).push(name.clone());
-    let ran = jobs::spec_for(ws, &job).and_then(|spec| jobs::run(ws, &name, spec, None));
+    // A deployment on a compute target: its processes run there, the executor is free at once.
+    let ran = match jobs::launch_on_compute(ws, &job) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => jobs::spec_for(ws, &job).and_then(|spec| jobs::run(ws, &name, spec, None)).map(|_| ()),
+        Err(e) => Err(e),
+    };
     if let Err(e) = ran {
         let error = crate::secrets::scrub(&e.to_string()).into_owned();
         tracing::warn!("job {name}: {error}");

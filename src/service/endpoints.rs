@@ -228,6 +228,7 @@ const DEPLOYMENT_KEYS: &[&str] = &[
     "environment",
     "settings",
     "resources",
+    "compute",
     "batchscore",
 ];
 
@@ -270,6 +271,7 @@ fn read_deployment(
         ));
     }
     let mut warnings = Vec::new();
+    let compute_set = take_set(&mut sets, "compute");
     let (mut settings, mut not_used, notes) = read_settings(file.as_ref(), &mut sets)?;
     let model_set = take_set(&mut sets, "model");
     let env_set = take_set(&mut sets, "environment");
@@ -303,6 +305,8 @@ fn read_deployment(
     if let Some(f) = &file {
         not_used.extend(f.others(DEPLOYMENT_KEYS));
     }
+    // `compute:` is used: the compute target the jobs' processes run on.
+    not_used.retain(|k| k != "compute");
     not_used.sort();
     not_used.dedup();
     for n in &not_used {
@@ -315,6 +319,30 @@ fn read_deployment(
         .transpose()
         .map_err(|_| ServiceError::invalid("resources.instance_count", "expected a whole number such as 1"))?;
     validate(&settings)?;
+    let instance_count = instance_count.unwrap_or(1);
+    let compute = match (compute_set, text("compute")?, current) {
+        (Some(c), _, _) | (None, Some(c), _) if c.is_empty() || c == "null" => None,
+        (Some(c), _, _) | (None, Some(c), _) => Some(c),
+        (None, None, Some(c)) => c.compute.clone(),
+        (None, None, None) => None,
+    };
+    let compute = match compute {
+        Some(c) => {
+            match super::computes::find(ws, &c)? {
+                Some(target) => super::computes::check(&target, instance_count)?,
+                None => warnings.push(super::computes::missing_warning(super::computes::name_of(&c))),
+            }
+            Some(super::computes::name_of(&c).to_string())
+        }
+        None => {
+            if instance_count > 1 {
+                warnings.push(format!(
+                    "resources.instance_count is {instance_count} but the deployment has no compute: its jobs run in                      one process; give compute: azureml:NAME (`batchscore compute create`) to run {instance_count}"
+                ));
+            }
+            None
+        }
+    };
     let dep = BatchDeployment {
         id: format!("azureml:{endpoint}/{name}"),
         name,
@@ -324,7 +352,8 @@ fn read_deployment(
         kind,
         model,
         environment,
-        instance_count: instance_count.unwrap_or(1),
+        instance_count,
+        compute,
         settings,
         not_used,
         notes,

@@ -3,12 +3,13 @@
 //! default datastore) and returns the record, or a [`ServiceError`] that names what was wrong.
 //!
 //! - [`models`], [`environments`], [`datastores`], [`data`]: the registry;
-//! - [`endpoints`]: batch endpoints and their deployments;
+//! - [`endpoints`]: batch endpoints and their deployments; [`computes`]: where their jobs run;
 //! - [`jobs`]: invoke (a job from an endpoint, run by the engine under a catalog-backed
 //!   control: heartbeat, progress, cancel from another process), list, show, stream,
 //!   download, cancel, and the stale-job check.
 //! - [`yaml`]: reading Azure's YAML files (descriptive fields, tags, not-used fields).
 
+pub mod computes;
 pub mod data;
 pub mod datastores;
 pub mod endpoints;

@@ -48,6 +48,7 @@ asset! {
     Datastore => ("datastores", "datastore", named),
     Data => ("data", "data asset", versioned),
     BatchEndpoint => ("batch_endpoints", "batch endpoint", named),
+    Compute => ("computes", "compute", named),
 }
 
 /// One input or output of a model, as its ONNX file declares it.
@@ -186,6 +187,43 @@ pub struct BatchEndpoint {
     pub created_at: String,
 }
 
+/// A compute target: where a deployment's jobs run their processes (`instance_count` of them).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Compute {
+    pub id: String,
+    pub name: String,
+    /// `local` (child processes of the invoking one) or `slurm` (one `sbatch --array`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub description: Option<String>,
+    /// The Slurm partition jobs are submitted to (`sbatch --partition`); the cluster's default
+    /// when absent.
+    pub partition: Option<String>,
+    /// The most processes one job may run on it.
+    pub max_instances: usize,
+    pub created_at: String,
+}
+
+/// How a job's processes were launched on a compute target, to follow and cancel them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Launch {
+    /// The compute target's name.
+    pub compute: String,
+    /// `local` or `slurm`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The machine that launched them (local processes run there).
+    pub host: String,
+    /// The local processes, by instance index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pids: Vec<u32>,
+    /// The Slurm job id of the array.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm_job_id: Option<String>,
+    /// The folder the processes' logs go to (`worker-<index>.log`).
+    pub logs: String,
+}
+
 /// A reference to a versioned asset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AssetRef {
@@ -209,6 +247,10 @@ pub struct BatchDeployment {
     #[schema(value_type = Object)]
     pub settings: RawSettings,
     pub instance_count: usize,
+    /// The compute target its jobs run on (`compute: azureml:<name>`); in the invoking process
+    /// when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute: Option<String>,
     pub not_used: Vec<String>,
     pub notes: Vec<String>,
     pub created_at: String,
@@ -293,7 +335,7 @@ pub struct Runner {
 }
 
 /// How far a running job is.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobProgress {
     pub files_total: u64,
     pub files_done: u64,
@@ -301,6 +343,18 @@ pub struct JobProgress {
     pub mini_batches_done: u64,
     pub rows_scored: u64,
     pub items_failed: u64,
+}
+
+/// One of the processes of a job launched on a compute target, as it last wrote.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct InstanceState {
+    pub pid: u32,
+    pub host: String,
+    pub heartbeat_at: String,
+    /// What it has done itself.
+    pub progress: JobProgress,
+    /// What the job had done when it joined.
+    pub joined_at_progress: JobProgress,
 }
 
 /// One invocation of a batch endpoint.
@@ -318,6 +372,12 @@ pub struct Job {
     pub finished_at: Option<String>,
     pub heartbeat_at: Option<String>,
     pub runner: Option<Runner>,
+    /// The processes launched on a compute target for it, when it runs on one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch: Option<Launch>,
+    /// Its launched processes, by instance index.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub instances: BTreeMap<String, InstanceState>,
     pub inputs: BTreeMap<String, JobInput>,
     /// The `score` output: where predictions and logs go.
     pub outputs: BTreeMap<String, JobInput>,

@@ -77,6 +77,15 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, job TEXT NOT NULL, created_at TEXT NOT NULL);
     "#,
+    // 4: compute targets, where a deployment's jobs run their processes.
+    r#"
+    CREATE TABLE computes (
+        name TEXT NOT NULL, version TEXT NOT NULL DEFAULT '', seq INTEGER NOT NULL,
+        created_at TEXT NOT NULL, doc TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE INDEX computes_by_seq ON computes (seq);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -118,7 +127,10 @@ mod tests {
         drop(ws);
         // Back to schema 1, as an older batchscore left it.
         let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute_batch("DROP TABLE tokens; DROP TABLE idempotency_keys; PRAGMA user_version = 1;").unwrap();
+        conn.execute_batch(
+            "DROP TABLE tokens; DROP TABLE idempotency_keys; DROP TABLE computes; PRAGMA user_version = 1;",
+        )
+        .unwrap();
         drop(conn);
         let ws = Workspace::open(dir.path()).unwrap();
         let version: i64 = ws.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();

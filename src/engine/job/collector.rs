@@ -65,6 +65,8 @@ pub(super) fn collect(
     let earlier_failed = settled.prior.failed_items();
     let threshold = settings.error_threshold;
     let writes = PartWrites::new();
+    // Where this process starts from: what was scored before it joined.
+    control.progress(&progress);
     for result in running.results.iter() {
         c.items_failed += result.record.failed_items;
         let t = tally.add(&result.outcomes);

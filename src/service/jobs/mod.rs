@@ -7,6 +7,7 @@
 //! engine. A job whose process died stops beating: the next read of it marks it Failed.
 
 mod follow;
+pub mod launch;
 mod run;
 
 use std::path::Path;
@@ -16,12 +17,12 @@ use super::{Result, ServiceError};
 use crate::engine::settings::{Deployment, RawSettings};
 use crate::engine::{JobOptions, JobSpec};
 use crate::workspace::assets::{
-    AssetRef, BatchDeployment, BatchEndpoint, Environment, Job, JobInput, JobStatus, Model,
+    AssetRef, BatchDeployment, BatchEndpoint, Compute, Environment, Job, JobInput, JobStatus, Model,
 };
 use crate::workspace::{CatalogError, Window, Workspace, names, refs, store};
 
 pub use follow::{download, events, output_files, stream};
-pub use run::{Ran, run};
+pub use run::{Ran, run, run_instance};
 
 /// A job whose heartbeat is older than this is taken for dead.
 pub const STALE_AFTER: Duration = Duration::from_secs(30);
@@ -99,7 +100,14 @@ fn create_with(ws: &mut Workspace, spec: InvokeSpec, queue: Option<&Queueing>) -
     raw.output = Some(output.url.clone());
     raw.storage_options = Some(job_storage_options(ws, vec![input.storage_options, output.storage_options])?);
     let settings = raw.clone().resolve(&format!("deployment {}/{} and the invoke's flags", ep.name, dep.name))?;
+    let compute = dep.compute.as_deref().map(|c| super::computes::find(ws, c)).transpose()?.flatten();
+    if let Some(c) = &compute {
+        super::computes::check(c, settings.instance_count)?;
+    }
     let mut job = new_job(&name, &dep, &model, &env, &raw, settings.instance_count);
+    if let (Some(c), None) = (&dep.compute, &compute) {
+        job.warnings.push(super::computes::missing_warning(c));
+    }
     let redact = crate::storage::redact;
     job.inputs
         .insert("input_data".into(), JobInput { kind: input_type, path: spec.input.clone(), url: redact(&input.url) });
@@ -183,6 +191,70 @@ pub fn spec_for(ws: &Workspace, job: &Job) -> Result<JobSpec> {
     Ok(JobSpec { settings, deployment, options, job_id: Some(job.name.clone()) })
 }
 
+/// The compute target the deployment an invoke picks runs on, if any.
+pub fn compute_of(ws: &Workspace, spec: &InvokeSpec) -> Result<Option<Compute>> {
+    let Some(c) = pick_deployment(ws, spec)?.1.compute else { return Ok(None) };
+    super::computes::find(ws, &c)
+}
+
+/// Launches the job's processes on its deployment's compute target, when it has one: returns
+/// the job as recorded then (Starting, with how it was launched), or `None` for a job that runs
+/// in the calling process.
+pub fn launch_on_compute(ws: &mut Workspace, job: &Job) -> Result<Option<Job>> {
+    let dep: Option<BatchDeployment> = ws.find(&job.endpoint_name, &job.deployment_name)?;
+    let Some(compute) = dep.and_then(|d| d.compute) else { return Ok(None) };
+    let Some(compute) = super::computes::find(ws, &compute)? else { return Ok(None) };
+    super::computes::check(&compute, job.instance_count)?;
+    let launched = match launch::launch(ws, &job.name, &compute, job.instance_count.max(1)) {
+        Ok(l) => l,
+        Err(e) => {
+            let error = crate::secrets::scrub(&e.to_string()).into_owned();
+            update(ws, &job.name, |j, _| {
+                j.status = JobStatus::Failed;
+                j.error = Some(format!("its processes could not be launched on compute {}: {error}", compute.name));
+                j.finished_at = Some(crate::workspace::now());
+            })?;
+            return Err(e);
+        }
+    };
+    let lines = [format!(
+        "{}: launched {} process(es) on compute {} ({}{}); their logs are in {}",
+        crate::workspace::now(),
+        job.instance_count.max(1),
+        compute.name,
+        compute.kind,
+        launched.slurm_job_id.as_deref().map(|id| format!(", Slurm job {id}")).unwrap_or_default(),
+        launched.logs
+    )];
+    run::append_events(ws, &job.name, &lines)?;
+    let job = update(ws, &job.name, |j, _| {
+        j.status = JobStatus::Starting;
+        j.started_at = Some(crate::workspace::now());
+        j.runner = None;
+        j.launch = Some(launched.clone());
+    })?;
+    Ok(Some(job))
+}
+
+/// [`launch_on_compute`] for a job whose deployment has a compute target.
+pub fn start_on_compute(ws: &mut Workspace, job: &Job) -> Result<Job> {
+    launch_on_compute(ws, job)?.ok_or_else(|| {
+        ServiceError::invalid(format!("job {}", job.name), "its deployment has no compute target to launch it on")
+    })
+}
+
+/// The engine spec one launched process of a job runs ([`launch`]): the job's, as this
+/// process's share (`index` among `instance_count`).
+pub fn worker_spec(ws: &mut Workspace, name: &str, index: Option<usize>) -> Result<JobSpec> {
+    let job = show(ws, name)?;
+    if job.status.is_terminal() {
+        return Err(ServiceError::invalid(format!("job {name}"), format!("has ended ({})", job.status.name())));
+    }
+    let mut spec = spec_for(ws, &job)?;
+    spec.options = JobOptions { signals: true, instance_index: index, ..Default::default() };
+    Ok(spec)
+}
+
 /// The endpoint, and the deployment asked for or its default.
 fn pick_deployment(ws: &Workspace, spec: &InvokeSpec) -> Result<(BatchEndpoint, BatchDeployment)> {
     let ep: BatchEndpoint = ws.get(&spec.endpoint, "")?;
@@ -232,9 +304,11 @@ fn new_job(
     instances: usize,
 ) -> Job {
     let mut warnings = Vec::new();
-    if instances > 1 {
+    if instances > 1 && dep.compute.is_none() {
         warnings.push(format!(
-            "instance_count {instances} is recorded, but this version runs a job in one process; scale-out comes later"
+            "instance_count is {instances} but deployment {}/{} has no compute: the job runs in one process; give \
+             the deployment compute: azureml:NAME (`batchscore compute create`) to run {instances}",
+            dep.endpoint_name, dep.name
         ));
     }
     // Storage options by key only: their values may be secrets.
@@ -254,6 +328,8 @@ fn new_job(
         finished_at: None,
         heartbeat_at: None,
         runner: None,
+        launch: None,
+        instances: Default::default(),
         inputs: Default::default(),
         outputs: Default::default(),
         model: AssetRef { name: model.name.clone(), version: model.version.clone() },
@@ -392,12 +468,16 @@ pub fn list_window(
     Ok((jobs, count))
 }
 
+fn age_of(t: &str) -> Option<Duration> {
+    let t = chrono::DateTime::parse_from_rfc3339(t).ok()?;
+    (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).to_std().ok()
+}
+
 /// Why a job that is not finished is dead, if it is.
 fn dead_because(job: &Job) -> Option<String> {
-    let age_of = |t: &str| {
-        let t = chrono::DateTime::parse_from_rfc3339(t).ok()?;
-        (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).to_std().ok()
-    };
+    if let Some(l) = &job.launch {
+        return launched_dead_because(job, l);
+    }
     let Some(runner) = job.runner.as_ref() else {
         // Created, never started: the invoking process stopped in between.
         let never = job.status == JobStatus::NotStarted && age_of(&job.created_at).is_some_and(|a| a > STALE_AFTER);
@@ -419,15 +499,38 @@ fn dead_because(job: &Job) -> Option<String> {
     })
 }
 
+/// Why a job whose processes were launched on a compute target is dead: they are all gone (or,
+/// where this machine cannot tell, none has beaten for [`STALE_AFTER`]) and none published it.
+/// Each process writes the record before it exits, so one that published left it ended.
+fn launched_dead_because(job: &Job, l: &crate::workspace::assets::Launch) -> Option<String> {
+    let gone = match launch::alive(l) {
+        Some(alive) => !alive,
+        None => {
+            job.heartbeat_at.as_deref().or(job.started_at.as_deref()).and_then(age_of).is_some_and(|a| a > STALE_AFTER)
+        }
+    };
+    gone.then(|| {
+        let last = job.error.as_deref().map(|e| format!(" The last error: {e}")).unwrap_or_default();
+        format!(
+            "its {} process(es) on compute {} ended without publishing it; their logs are in {}.{last}",
+            job.instance_count.max(1),
+            l.compute,
+            l.logs
+        )
+    })
+}
+
 /// Marks a dead job Failed (re-checked inside the write, so a live one is never marked).
 fn check_stale(ws: &mut Workspace, job: Job) -> Result<Job> {
     if job.status.is_terminal() || dead_because(&job).is_none() {
         return Ok(job);
     }
-    update(ws, &job.name, |j, _| {
+    update(ws, &job.name, |j, cancel| {
         if let (false, Some(why)) = (j.status.is_terminal(), dead_because(j)) {
-            j.status = JobStatus::Failed;
-            j.error = Some(why);
+            // A launched job whose processes were canceled before any could publish it.
+            let canceled = cancel && j.launch.is_some();
+            j.status = if canceled { JobStatus::Canceled } else { JobStatus::Failed };
+            j.error = Some(if canceled { "canceled by `job cancel`".into() } else { why });
             j.finished_at = Some(crate::workspace::now());
         }
     })
@@ -467,11 +570,12 @@ pub fn cancel(ws: &mut Workspace, name: &str) -> Result<Job> {
         if j.status.is_terminal() {
             return;
         }
-        if j.runner.is_none() {
+        if j.runner.is_none() && j.launch.is_none() {
             j.status = JobStatus::Canceled;
             j.finished_at = Some(crate::workspace::now());
         } else {
             j.status = JobStatus::CancelRequested;
         }
     })
+    .inspect(launch::cancel_pending)
 }
