@@ -7,7 +7,10 @@
 #     (kept apart from .venv/, which holds only the onnxruntime wheel installed with --no-deps),
 #     with openapi-spec-validator and requests (the REST tests);
 #   - for the studio's browser test: playwright-core from npm (.tools/) and Debian's `chromium`
-#     (apt-get, when it is missing and this runs as root; otherwise it says what to install).
+#     (apt-get, when it is missing and this runs as root; otherwise it says what to install);
+#   - for the Slurm tests (a single-node Slurm on 127.0.0.1, tests/common/servers.rs): Debian's
+#     `slurm-wlm` and `munge` (apt-get, when sbatch, slurmctld, slurmd or munged is missing and
+#     this runs as root; otherwise it says what to install and goes on: those tests skip).
 # Every version is pinned in scripts/test-servers/ (package.json, package-lock.json,
 # requirements.txt). Idempotent: a second run returns at once (stamp files named after a hash of
 # those pins, so changing a pin reinstalls).
@@ -25,9 +28,16 @@ npm_ok() {
     [ -f .tools/node_modules/playwright-core/package.json ]
 }
 chromium_ok() { command -v chromium >/dev/null; }
+# slurmctld, slurmd and munged live in /usr/sbin, which a non-root PATH may lack.
+slurm_ok() {
+  local b
+  for b in sbatch slurmctld slurmd munged; do
+    PATH="$PATH:/usr/sbin:/sbin" command -v "$b" >/dev/null || return 1
+  done
+}
 py_ok() { [ -f "$PY_STAMP" ] && [ -x .venv-servers/bin/moto_server ] && [ -x .venv-servers/bin/openapi-spec-validator ]; }
 
-if npm_ok && py_ok && chromium_ok; then
+if npm_ok && py_ok && chromium_ok && slurm_ok; then
   exit 0
 fi
 
@@ -65,16 +75,36 @@ install_chromium() {
   fi
 }
 
+# Not fatal: without Slurm only the Slurm tests skip (they say why).
+install_slurm() {
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge; } >/dev/null ||
+      echo "test-servers: apt-get install slurm-wlm munge failed; the Slurm tests will skip" >&2
+  else
+    echo "test-servers: the Slurm tests need Debian's slurm-wlm and munge (and root):" \
+      "sudo apt-get install slurm-wlm munge; without them they skip" >&2
+  fi
+  return 0
+}
+
+# chromium and Slurm both come from apt-get, which holds dpkg's lock: one after the other.
+install_debian() {
+  local rc=0
+  chromium_ok || install_chromium || rc=1
+  slurm_ok || install_slurm
+  return "$rc"
+}
+
 # The installs are mostly network waits: run them side by side.
 pids=()
 if ! npm_ok; then install_npm & pids+=($!); fi
 if ! py_ok; then install_py & pids+=($!); fi
-if ! chromium_ok; then install_chromium & pids+=($!); fi
+if ! chromium_ok || ! slurm_ok; then install_debian & pids+=($!); fi
 failed=0
 for p in "${pids[@]}"; do wait "$p" || failed=1; done
 [ "$failed" = 0 ] || { echo "test-servers: install failed (see above)" >&2; exit 1; }
 
 echo "test-servers: Azurite $(.tools/node_modules/.bin/azurite-blob --version 2>/dev/null | tail -n1)," \
   "serve $(node -p 'require("./.tools/node_modules/serve/package.json").version')," \
-  "moto $(.venv-servers/bin/python -c 'import moto; print(moto.__version__)')" \
+  "moto $(.venv-servers/bin/python -c 'import moto; print(moto.__version__)')$(slurm_ok && echo ", $(sinfo -V)")" \
   "installed in $((SECONDS - started)) s"

@@ -216,6 +216,7 @@ fn a_job_whose_processes_all_die_is_failed_naming_their_logs() {
     bs(&ws, &["batch-endpoint", "invoke", "-n", "slow-ep", "-i", &input, "--job-name", "doomed", "--no-wait"])
         .expect_code(0);
     wait_status(&ws, "doomed", &["Running"]);
+    bs(&ws, &["job", "cleanup", "-n", "doomed"]).expect_code(2).stderr_has(&["in use", "job cancel"]);
     let job = json(&ws, &["job", "show", "-n", "doomed"]);
     for pid in job["launch"]["pids"].as_array().unwrap() {
         let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
@@ -225,6 +226,10 @@ fn a_job_whose_processes_all_die_is_failed_naming_their_logs() {
     let job = json(&ws, &["job", "show", "-n", "doomed"]);
     let error = job["error"].as_str().unwrap();
     assert!(error.contains("ended without publishing") && error.contains("jobs/doomed"), "{error}");
-    // Its parts are kept: `job resume` goes on with it (here, in this process).
+    // Its staging area is kept for `job resume`, until `job cleanup` removes it.
     assert!(score_dir(&ws, "doomed").join("_staging/doomed/plan.json").exists());
+    let cleaned = json(&ws, &["job", "cleanup", "-n", "doomed"]);
+    assert_eq!(cleaned[0]["job"], "doomed", "{cleaned}");
+    assert_eq!(cleaned[0]["action"], "removed", "{cleaned}");
+    assert!(!score_dir(&ws, "doomed").join("_staging").exists());
 }

@@ -338,6 +338,45 @@ fn a_completed_jobs_leftover_staging_is_swept_by_the_next_process() {
 }
 
 #[test]
+fn job_cleanup_lists_what_a_killed_job_left_and_removes_it() {
+    let tmp = tempdir();
+    let out = tmp.path().join("out");
+    let o = out.display().to_string();
+    let mut child = spawn(tmp.path(), &job_args(&o), &[], "20ms");
+    while parts_in(&out) == 0 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    kill(&mut child, "-KILL");
+    let _ = child.wait();
+    let scored = parts_in(&out);
+    let cleanup = |extra: &[&str]| {
+        let mut args = vec!["job", "cleanup", "--output-path", &o, "-o", "json"];
+        args.extend_from_slice(extra);
+        let run = run_command({
+            let mut c = bin_cmd();
+            c.current_dir(tmp.path()).args(&args);
+            c
+        });
+        run.expect_code(0).no_panic();
+        (serde_json::from_str::<serde_json::Value>(&run.stdout).unwrap(), run.stderr)
+    };
+    let (listed, stderr) = cleanup(&["--dry-run"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["state"], "abandoned", "a killed process on this machine is known dead");
+    assert_eq!(listed[0]["parts"], scored as u64);
+    assert_eq!(listed[0]["action"], "would remove");
+    assert!(stderr.contains("would remove job"), "{stderr}");
+    assert_eq!(parts_in(&out), scored, "a dry run removes nothing");
+    let (removed, _) = cleanup(&[]);
+    assert_eq!(removed[0]["action"], "removed");
+    assert!(!out.join("_staging").exists());
+    // The output is free again: a plain run scores it from the start.
+    let (code, stderr) = finish(spawn(tmp.path(), &job_args(&o), &[], "0ms"));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(job_result(&out)["counts"]["mini_batches_resumed"], 0);
+}
+
+#[test]
 fn four_processes_share_a_job_on_s3_and_survive_kill_9() {
     if !Moto::program().exists() {
         eprintln!("skipped: moto is not installed (scripts/test-servers.sh)");

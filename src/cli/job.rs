@@ -28,6 +28,28 @@ pub enum JobCommand {
     /// scheduler of your own: the index comes from --instance-index, JOB_COMPLETION_INDEX,
     /// SLURM_ARRAY_TASK_ID or AWS_BATCH_JOB_ARRAY_INDEX).
     Worker(Worker),
+    /// List the staging areas unfinished jobs left in an output, and remove those whose job no
+    /// longer runs (their scored mini-batches go with them: such a job cannot be resumed).
+    Cleanup(Cleanup),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["name", "output_path"])))]
+pub struct Cleanup {
+    /// A catalog job (Failed or Canceled): its output's staging area.
+    #[arg(long, short = 'n')]
+    pub name: Option<String>,
+    /// Any output folder or prefix (as `score --output`): every staging area in it.
+    #[arg(long = "output-path")]
+    pub output_path: Option<String>,
+    /// Storage options for --output-path (key=value), as `score`'s.
+    #[arg(long = "storage-option", value_name = "KEY=VALUE")]
+    pub storage_options: Vec<String>,
+    /// Only list what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub common: Common,
 }
 
 #[derive(Debug, Args)]
@@ -106,7 +128,45 @@ pub fn run(cmd: &JobCommand) -> Exit {
             }
         }
         JobCommand::Worker(a) => worker(a),
+        JobCommand::Cleanup(a) => cleanup(a),
     }
+}
+
+fn cleanup(a: &Cleanup) -> Exit {
+    let cleaned = match (&a.name, &a.output_path) {
+        (Some(name), _) => a.common.open().and_then(|mut ws| jobs::cleanup(&mut ws, name, a.dry_run)),
+        (None, Some(url)) => (|| {
+            let opts = crate::storage::StorageOptions::parse(&a.storage_options)?;
+            let loc = crate::storage::Location::open(url, &opts)?;
+            jobs::cleanup_output(&loc, a.dry_run)
+        })(),
+        (None, None) => unreachable!("clap requires one"),
+    };
+    let cleaned = match cleaned {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let verb = if a.dry_run { "would remove" } else { "removed" };
+    let mut rows = Vec::new();
+    for j in &cleaned.jobs {
+        let action = if cleaned.removed.contains(&j.job) { verb } else { "kept" };
+        eprintln!(
+            "{action} job {}'s staging area: {} scored mini-batches, {} objects ({} bytes), last written {} ({})",
+            j.job,
+            j.parts,
+            j.objects,
+            j.bytes,
+            j.last_activity.as_deref().unwrap_or("?"),
+            j.state
+        );
+        let mut v = serde_json::to_value(j).expect("serialisable");
+        v["action"] = action.into();
+        rows.push(v);
+    }
+    if cleaned.jobs.is_empty() {
+        eprintln!("no staging area there: nothing to clean up");
+    }
+    a.common.print(&serde_json::Value::Array(rows))
 }
 
 /// One launched process of a job: its share, then how it ended. Exit 0 when the job is

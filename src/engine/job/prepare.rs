@@ -114,12 +114,16 @@ pub(super) fn prepare(
         ));
     }
     if meet.options.clean_staging {
-        let cleaned = io.block_on(clean_staging(&output)).map_err(PrepareError::from)?;
+        let cleaned = io.block_on(clean_staging(&output, false)).map_err(PrepareError::from)?;
         for job in &cleaned.removed {
             tracing::info!("removed the staging files of job {job} from {}", output.display);
         }
         for job in &cleaned.running {
-            tracing::warn!("job {job} is still running into {}; its staging files were left alone", output.display);
+            tracing::warn!(
+                "job {job} is still running into {} (or was written to in the last minutes); its staging files were left \
+                 alone",
+                output.display
+            );
         }
     }
     // One that may join a job looks at the output when it meets the job, after planning (the

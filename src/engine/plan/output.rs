@@ -196,6 +196,8 @@ async fn list_some(output: &Location) -> Result<Vec<String>, PlanError> {
 fn staging_jobs(rels: &[String]) -> Vec<String> {
     let mut jobs: Vec<String> =
         rels.iter().filter_map(|r| r.strip_prefix("_staging/")?.split('/').next().map(str::to_string)).collect();
+    // A local folder lists in no particular order.
+    jobs.sort();
     jobs.dedup();
     jobs
 }
@@ -239,17 +241,40 @@ async fn read_report(output: &Location) -> Option<serde_json::Value> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// What `--clean-staging` did.
+/// What `--clean-staging` (or `job cleanup`) found and did.
 #[derive(Debug, Default)]
 pub struct Cleaned {
-    /// Staging areas removed, by job id.
+    /// Staging areas removed (or, for a dry run, that would be), by job id.
     pub removed: Vec<String>,
-    /// Staging areas kept because their job still runs here.
+    /// Staging areas kept because their job still runs (here, or elsewhere by its activity).
     pub running: Vec<String>,
+    /// Every staging area there was.
+    pub jobs: Vec<StagingJob>,
 }
 
-/// Removes the staging areas of jobs that are not running on this machine.
-pub async fn clean_staging(output: &Location) -> Result<Cleaned, PlanError> {
+/// One job's staging area.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StagingJob {
+    pub job: String,
+    pub objects: usize,
+    pub bytes: u64,
+    /// Scored mini-batches kept (what `--resume` would not score again).
+    pub parts: usize,
+    /// When anything in it was last written.
+    pub last_activity: Option<String>,
+    /// `running here` (a live process on this machine), `active` (written within
+    /// [`ACTIVE_WITHIN`] by a process of another machine, which may still run it) or `abandoned`.
+    pub state: String,
+}
+
+/// A staging area written this recently may belong to a job running on another machine: its
+/// processes renew their leases every quarter of the lease (60 s by default).
+pub const ACTIVE_WITHIN: std::time::Duration = std::time::Duration::from_secs(180);
+
+/// The staging areas under the output, with what each holds and whether its job may run.
+async fn staging_areas(
+    output: &Location,
+) -> Result<(Vec<StagingJob>, Vec<(object_store::ObjectMeta, String)>), PlanError> {
     let store_err = |source| PlanError::Store { url: output.display.clone(), hint: output.hint(&source), source };
     let staging = output.join("_staging");
     let listed: Vec<object_store::ObjectMeta> =
@@ -258,27 +283,73 @@ pub async fn clean_staging(output: &Location) -> Result<Cleaned, PlanError> {
             Err(object_store::Error::NotFound { .. }) => Vec::new(),
             Err(e) => return Err(store_err(e)),
         };
-    let rels: Vec<String> = listed.iter().filter_map(|m| output.relative(&m.location)).collect();
-    let mut cleaned = Cleaned::default();
+    let listed: Vec<(object_store::ObjectMeta, String)> =
+        listed.into_iter().filter_map(|m| output.relative(&m.location).map(|r| (m, r))).collect();
+    let rels: Vec<String> = listed.iter().map(|(_, r)| r.clone()).collect();
+    let mut jobs = Vec::new();
     for job in staging_jobs(&rels) {
-        if running_here(output, &job).await.is_some() {
-            cleaned.running.push(job);
+        let prefix = format!("_staging/{job}/");
+        let mine: Vec<&(object_store::ObjectMeta, String)> =
+            listed.iter().filter(|(_, r)| r.starts_with(&prefix)).collect();
+        let last = mine.iter().map(|(m, _)| m.last_modified).max();
+        let recent = last.is_some_and(|t| (chrono::Utc::now() - t).to_std().map_or(true, |age| age < ACTIVE_WITHIN));
+        let owners = read_owners(output, &job).await;
+        // A process on this machine is known dead or alive; one elsewhere only by its writes.
+        let elsewhere = owners.is_empty() || owners.iter().any(|o| o.host != hostname());
+        let state = if owners.iter().any(StagingOwner::is_running_here) {
+            "running here"
+        } else if recent && elsewhere {
+            "active"
+        } else {
+            "abandoned"
+        };
+        jobs.push(StagingJob {
+            parts: mine
+                .iter()
+                .filter(|(_, r)| r.starts_with(&format!("{prefix}parts/")) && r.ends_with(".part"))
+                .count(),
+            objects: mine.len(),
+            bytes: mine.iter().map(|(m, _)| m.size).sum(),
+            last_activity: last.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            state: state.to_string(),
+            job,
+        });
+    }
+    Ok((jobs, listed))
+}
+
+/// Removes the staging areas of jobs that are not running (on this machine, or by their
+/// recent activity elsewhere); a dry run only says which it would remove.
+pub async fn clean_staging(output: &Location, dry_run: bool) -> Result<Cleaned, PlanError> {
+    let store_err = |source| PlanError::Store { url: output.display.clone(), hint: output.hint(&source), source };
+    let (jobs, listed) = staging_areas(output).await?;
+    let mut cleaned = Cleaned::default();
+    for j in &jobs {
+        if j.state != "abandoned" {
+            cleaned.running.push(j.job.clone());
             continue;
         }
-        let prefix = format!("_staging/{job}/");
-        for (meta, rel) in listed.iter().zip(&rels) {
+        cleaned.removed.push(j.job.clone());
+        if dry_run {
+            continue;
+        }
+        let prefix = format!("_staging/{}/", j.job);
+        for (meta, rel) in &listed {
             if rel.starts_with(&prefix) {
-                with_retries("delete staging", |_| output.store.delete(&meta.location)).await.map_err(store_err)?;
+                match with_retries("delete staging", |_| output.store.delete(&meta.location)).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(store_err(e)),
+                }
             }
         }
         if let Some(local) = &output.local {
-            let _ = std::fs::remove_dir_all(local.join("_staging").join(&job));
+            let _ = std::fs::remove_dir_all(local.join("_staging").join(&j.job));
         }
-        cleaned.removed.push(job);
     }
-    if let Some(local) = &output.local {
+    if let (Some(local), false) = (&output.local, dry_run) {
         let _ = std::fs::remove_dir(local.join("_staging"));
     }
+    cleaned.jobs = jobs;
     Ok(cleaned)
 }
 
@@ -353,9 +424,16 @@ mod tests {
         probe(&out, StagingOwner { pid: 1, host: "elsewhere".into(), ..StagingOwner::this_process("j1") }).await;
         let e = check_output(&out).await.unwrap_err().to_string();
         assert!(e.contains("job j1") && e.contains("--clean-staging") && e.contains("elsewhere"), "{e}");
-        // Our own staging area, while we run, is not removed.
+        // Our own staging area, while we run, is not removed; nor one another machine wrote
+        // minutes ago (it may be running there), until it has been quiet for long.
         probe(&out, StagingOwner::this_process("j2")).await;
-        let cleaned = clean_staging(&out).await.unwrap();
+        let cleaned = clean_staging(&out, false).await.unwrap();
+        assert_eq!((cleaned.removed, cleaned.running), (vec![], vec!["j1".to_string(), "j2".to_string()]));
+        assert_eq!(cleaned.jobs.iter().map(|j| j.state.as_str()).collect::<Vec<_>>(), ["active", "running here"]);
+        let quiet = std::time::SystemTime::now() - ACTIVE_WITHIN * 2;
+        let marker = dir.path().join("out/_staging/j1/owners/p1.json");
+        std::fs::File::options().write(true).open(&marker).unwrap().set_modified(quiet).unwrap();
+        let cleaned = clean_staging(&out, false).await.unwrap();
         assert_eq!((cleaned.removed, cleaned.running), (vec!["j1".to_string()], vec!["j2".to_string()]));
         let e = check_output(&out).await.unwrap_err().to_string();
         assert!(e.contains("is being written by job j2") && e.contains("this machine"), "{e}");

@@ -558,6 +558,31 @@ pub fn resume(ws: &mut Workspace, name: &str) -> Result<JobSpec> {
     Ok(spec)
 }
 
+/// Removes the staging area a Failed or Canceled job left in its output (its scored
+/// mini-batches: it can no longer be resumed); a dry run says what it would remove.
+pub fn cleanup(ws: &mut Workspace, name: &str, dry_run: bool) -> Result<crate::engine::plan::Cleaned> {
+    let job = show(ws, name)?;
+    if !job.status.is_terminal() {
+        return Err(ServiceError::invalid(
+            format!("job {name}"),
+            format!(
+                "is {}; its staging area is in use (cancel it first with `job cancel -n {name}`)",
+                job.status.name()
+            ),
+        ));
+    }
+    let out = job.outputs.get("score").ok_or_else(|| ServiceError::invalid(format!("job {name}"), "has no output"))?;
+    let loc = crate::service::datastores::locate(ws, &out.path)?;
+    cleanup_output(&loc, dry_run)
+}
+
+/// Removes the staging areas of jobs no longer running from an output ([`cleanup`] for any
+/// output, not only a catalog job's).
+pub fn cleanup_output(loc: &crate::storage::Location, dry_run: bool) -> Result<crate::engine::plan::Cleaned> {
+    let cleaned = crate::service::io_runtime()?.block_on(crate::engine::plan::clean_staging(loc, dry_run));
+    cleaned.map_err(|e| ServiceError::Prepare(crate::engine::PrepareError::Plan(e)))
+}
+
 /// Asks a job to stop: one not started is Canceled at once; a running one is CancelRequested
 /// and its process cancels it within a few seconds.
 pub fn cancel(ws: &mut Workspace, name: &str) -> Result<Job> {
