@@ -233,3 +233,23 @@ fn a_job_whose_processes_all_die_is_failed_naming_their_logs() {
     assert_eq!(cleaned[0]["action"], "removed", "{cleaned}");
     assert!(!score_dir(&ws, "doomed").join("_staging").exists());
 }
+
+#[test]
+fn a_rest_invoke_of_a_deployment_on_local_compute_launches_its_processes() {
+    use common::serve::{Serve, invoke_body, token, wait_for};
+    let (_tmp, ws) = workspace();
+    digits_on_compute(&ws, "digits_mlp.onnx", 3);
+    let admin = token(&ws, "ops", "admin");
+    let s = Serve::start(&ws, &[]);
+    let (st, _, job) =
+        s.call("POST", "/batchEndpoints/digits-ep/jobs", Some(&admin), Some(&invoke_body(&data("digits"))));
+    assert_eq!(st, 202, "{job}");
+    let name = job["name"].as_str().unwrap().to_string();
+    let done = wait_for(&s, &format!("/batchEndpoints/digits-ep/jobs/{name}"), &admin);
+    assert_eq!(done["properties"]["status"], "Completed", "{done}");
+    assert_eq!(done["properties"]["counts"]["rows_scored"], 300, "{done}");
+    s.stop();
+    let record = json(&ws, &["job", "show", "-n", &name]);
+    assert_eq!(record["launch"]["pids"].as_array().unwrap().len(), 3, "{record}");
+    assert_eq!(job_result(&score_dir(&ws, &name))["counts"]["mini_batches_run"], 100);
+}
