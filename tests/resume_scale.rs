@@ -377,6 +377,52 @@ fn job_cleanup_lists_what_a_killed_job_left_and_removes_it() {
 }
 
 #[test]
+fn a_parquet_job_of_big_parts_killed_and_resumed_equals_one_run() {
+    // Parts of 12,000 rows are encoded as Parquet where they are scored and their row groups
+    // copied into the output; the result must be the file one uninterrupted run writes.
+    let tmp = tempdir();
+    let input = tmp.path().join("big");
+    std::fs::create_dir(&input).unwrap();
+    let rows: Vec<String> =
+        std::fs::read_to_string(data("iris/part-0.csv")).unwrap().lines().skip(1).map(String::from).collect();
+    for f in 0..8 {
+        let mut text = String::from("id,sepal_length,sepal_width,petal_length,petal_width\n");
+        for i in 0..12_000 {
+            let r = &rows[i % rows.len()];
+            text.push_str(&format!("{f}-{i}{}\n", &r[r.find(',').unwrap()..]));
+        }
+        std::fs::write(input.join(format!("f{f}.csv")), text).unwrap();
+    }
+    let args = |out: &Path| -> Vec<String> {
+        let (m, i, o) = (model("iris_zipmap.onnx"), input.display().to_string(), out.display().to_string());
+        ["--model", &m, "--input", &i, "--output", &o, "--mini-batch-size", "1", "--passthrough", "id"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(["--output-file-name".into(), "p.parquet".into()])
+            .collect()
+    };
+    let whole = tmp.path().join("whole");
+    let (code, stderr) = finish(spawn(tmp.path(), &args(&whole), &[], "0ms"));
+    assert_eq!(code, Some(0), "{stderr}");
+    let out = tmp.path().join("resumed");
+    let mut child = spawn(tmp.path(), &args(&out), &[], "30ms");
+    let started = Instant::now();
+    while parts_in(&out) < 3 && child.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    kill(&mut child, "-KILL");
+    let _ = child.wait();
+    let (code, stderr) = finish(spawn(tmp.path(), &args(&out), &["--resume"], "0ms"));
+    assert_eq!(code, Some(0), "{stderr}");
+    let got = read_parquet(&out.join("p.parquet"));
+    let want = read_parquet(&whole.join("p.parquet"));
+    let concat = |b: &[arrow::array::RecordBatch]| arrow::compute::concat_batches(&b[0].schema(), b).unwrap();
+    let (got, want) = (concat(&got), concat(&want));
+    assert_eq!(got.num_rows(), 96_000);
+    assert_eq!(got, want, "the same rows, types and values as one run");
+}
+
+#[test]
 fn four_processes_share_a_job_on_s3_and_survive_kill_9() {
     if !Moto::program().exists() {
         eprintln!("skipped: moto is not installed (scripts/test-servers.sh)");

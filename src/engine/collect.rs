@@ -15,13 +15,6 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use object_store::buffered::BufWriter;
-use parquet::arrow::AsyncArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
-use parquet::schema::types::ColumnPath;
-
-/// Rows per row group of a Parquet output.
-const PARQUET_ROW_GROUP_ROWS: usize = 64 * 1024;
 use tokio::io::AsyncWriteExt;
 
 use crate::engine::infer::output_type;
@@ -245,14 +238,14 @@ pub fn unify(a: &DataType, b: &DataType) -> DataType {
 /// A predictions file being written (to a staging object).
 pub enum PredictionWriter {
     Csv { upload: BufWriter, schema: Option<SchemaRef> },
-    Parquet { upload: Option<BufWriter>, writer: Option<(Box<AsyncArrowWriter<BufWriter>>, SchemaRef)> },
+    Parquet(crate::engine::parquet_out::ParquetOut),
 }
 
 impl PredictionWriter {
     pub fn new(format: OutputFormat, upload: BufWriter) -> PredictionWriter {
         match format {
             OutputFormat::Csv => PredictionWriter::Csv { upload, schema: None },
-            OutputFormat::Parquet => PredictionWriter::Parquet { upload: Some(upload), writer: None },
+            OutputFormat::Parquet => PredictionWriter::Parquet(crate::engine::parquet_out::ParquetOut::new(upload)),
         }
     }
 
@@ -274,31 +267,16 @@ impl PredictionWriter {
                 }
                 upload.write_all(&buf).await.map_err(|e| werr(&e))
             }
-            PredictionWriter::Parquet { upload, writer } => {
-                if writer.is_none() {
-                    // The writer holds a whole row group in memory before it uploads it: row
-                    // groups of 64k rows keep that to a few MB whatever the job's size (the
-                    // default, 1M rows, held ~100 MB) and still read efficiently.
-                    // Dictionaries pay off for the file names and text pass-through columns
-                    // (few distinct values); for scores, row numbers and ids they only cost a
-                    // hash per value before the writer gives up on them.
-                    let mut props = WriterProperties::builder()
-                        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-                        .set_max_row_group_row_count(Some(PARQUET_ROW_GROUP_ROWS))
-                        .set_dictionary_enabled(false);
-                    for f in batch.schema().fields() {
-                        if matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
-                            props = props.set_column_dictionary_enabled(ColumnPath::from(f.name().as_str()), true);
-                        }
-                    }
-                    let props = props.build();
-                    let object = upload.take().expect("upload before writer");
-                    let w = AsyncArrowWriter::try_new(object, batch.schema(), Some(props)).map_err(|e| werr(&e))?;
-                    *writer = Some((Box::new(w), batch.schema()));
-                }
-                let (w, schema) = writer.as_mut().expect("created above");
-                let batch = conform(batch, schema).map_err(|e| CollectError::Shape(e.to_string()))?;
-                w.write(&batch).await.map_err(|e| werr(&e))
+            PredictionWriter::Parquet(out) => out.write(batch).await.map_err(|e| werr(&e)),
+        }
+    }
+
+    /// Appends a part's rows already encoded as Parquet ([`crate::engine::parquet_out`]).
+    pub async fn splice_parquet(&mut self, part: bytes::Bytes) -> Result<(), CollectError> {
+        match self {
+            PredictionWriter::Parquet(out) => out.splice(part).await.map_err(|e| CollectError::Write(e.to_string())),
+            PredictionWriter::Csv { .. } => {
+                Err(CollectError::Write("Parquet rows for a CSV output (an internal error; please report it)".into()))
             }
         }
     }
@@ -313,7 +291,7 @@ impl PredictionWriter {
                 schema.get_or_insert_with(|| Arc::new(Schema::empty()));
                 upload.write_all(body).await.map_err(|e| werr(&e))
             }
-            PredictionWriter::Parquet { .. } => {
+            PredictionWriter::Parquet(_) => {
                 Err(CollectError::Write("CSV rows for a Parquet output (an internal error; please report it)".into()))
             }
         }
@@ -331,18 +309,7 @@ impl PredictionWriter {
                 upload.shutdown().await.map_err(|e| werr(&e))?;
                 Ok(true)
             }
-            PredictionWriter::Parquet { upload, writer } => match writer {
-                Some((w, _)) => {
-                    w.close().await.map_err(|e| werr(&e))?;
-                    Ok(true)
-                }
-                None => {
-                    if let Some(mut u) = upload {
-                        u.abort().await.map_err(|e| werr(&e))?;
-                    }
-                    Ok(false)
-                }
-            },
+            PredictionWriter::Parquet(out) => out.finish().await.map_err(|e| werr(&e)),
         }
     }
 
@@ -352,12 +319,7 @@ impl PredictionWriter {
             PredictionWriter::Csv { mut upload, .. } => {
                 let _ = upload.abort().await;
             }
-            PredictionWriter::Parquet { upload, writer } => {
-                if let Some(mut u) = upload {
-                    let _ = u.abort().await;
-                }
-                drop(writer);
-            }
+            PredictionWriter::Parquet(out) => out.abort().await,
         }
     }
 }
@@ -382,7 +344,7 @@ pub fn csv_bytes(batch: &RecordBatch) -> Result<(Vec<u8>, usize), CollectError> 
 }
 
 /// Casts `batch` to `schema` (same column names), for pass-through columns typed differently.
-fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, arrow::error::ArrowError> {
+pub(crate) fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, arrow::error::ArrowError> {
     if batch.schema().fields() == schema.fields() {
         return Ok(batch.clone());
     }

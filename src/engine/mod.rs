@@ -33,6 +33,7 @@ pub mod gpu;
 pub mod infer;
 pub mod job;
 pub mod model;
+pub mod parquet_out;
 pub mod plan;
 pub mod preprocess;
 pub mod read;

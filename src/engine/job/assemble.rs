@@ -194,6 +194,7 @@ async fn read_parts(
                 let (meta, rows) = decode(&bytes, &state.display(&JobState::part_name(mb)))?;
                 match (out.predictions.as_mut(), rows) {
                     (Some(w), Some(Rows::Arrow(rows))) => w.write(&rows).await.map_err(|e| hint(&e))?,
+                    (Some(w), Some(Rows::Parquet(file))) => w.splice_parquet(file).await.map_err(|e| hint(&e))?,
                     (Some(w), Some(Rows::Csv(text))) => {
                         let header = meta.csv_header.unwrap_or(0);
                         w.write_encoded_csv(&text, header).await.map_err(|e| hint(&e))?

@@ -168,7 +168,8 @@ impl PartWrites {
 
 /// A part's rows as they are stored: none for summary_only (no predictions are published);
 /// CSV text for a CSV output, encoded here on the collector thread while the sessions score
-/// (the assembly only concatenates); Arrow for Parquet.
+/// (the assembly only concatenates); for Parquet, Arrow, or a Parquet file for a big part
+/// (encoded here too: the assembly copies its row groups).
 fn part_rows(settings: &crate::engine::settings::Settings, r: &MbResult) -> Result<Option<Rows>, String> {
     use crate::engine::settings::{OutputAction, OutputFormat};
     let Some(rows) = r.rows.as_ref().filter(|_| settings.output_action == OutputAction::AppendRow) else {
@@ -176,6 +177,9 @@ fn part_rows(settings: &crate::engine::settings::Settings, r: &MbResult) -> Resu
     };
     Ok(Some(match settings.output_format {
         OutputFormat::Csv => Rows::Csv(crate::engine::collect::csv_bytes(rows).map_err(|e| e.to_string())?),
+        OutputFormat::Parquet if crate::engine::parquet_out::splices(rows) => {
+            Rows::Parquet(crate::engine::parquet_out::encode_part(rows)?)
+        }
         OutputFormat::Parquet => Rows::Arrow(rows.clone()),
     }))
 }
@@ -183,6 +187,7 @@ fn part_rows(settings: &crate::engine::settings::Settings, r: &MbResult) -> Resu
 /// Rows on their way into a part.
 enum Rows {
     Arrow(arrow::array::RecordBatch),
+    Parquet(Vec<u8>),
     /// CSV text and the length of its header line.
     Csv((Vec<u8>, usize)),
 }
@@ -191,6 +196,7 @@ impl Rows {
     fn into_part(self) -> crate::engine::state::part::Rows {
         match self {
             Rows::Arrow(b) => crate::engine::state::part::Rows::Arrow(b),
+            Rows::Parquet(file) => crate::engine::state::part::Rows::Parquet(Bytes::from(file)),
             Rows::Csv((text, _)) => crate::engine::state::part::Rows::Csv(Bytes::from(text)),
         }
     }

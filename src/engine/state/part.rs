@@ -8,7 +8,8 @@
 //! items, each item's outcome, decoding's notes, stage times, who scored it); the rows are the
 //! mini-batch's output rows: for a CSV output already as CSV text (header line first), encoded
 //! where they were scored, so that the assembly only concatenates; for Parquet as an Arrow IPC
-//! stream, which the assembly writes into row groups.
+//! stream, which the assembly gathers into row groups, or (a big part) as a Parquet file encoded
+//! where it was scored, whose row groups the assembly copies as they are.
 
 use arrow::array::RecordBatch;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -40,12 +41,17 @@ pub struct PartMeta {
     pub csv_header: Option<usize>,
 }
 
-/// A part's rows: Arrow (for a Parquet output), or CSV text already encoded (for a CSV one).
+/// A part's rows: for a Parquet output Arrow, or (a big part) a Parquet file already encoded
+/// ([`crate::engine::parquet_out`]); CSV text already encoded for a CSV one.
 #[derive(Debug)]
 pub enum Rows {
     Arrow(RecordBatch),
+    Parquet(Bytes),
     Csv(Bytes),
 }
+
+/// How a Parquet file starts.
+const PARQUET_MAGIC: &[u8; 4] = b"PAR1";
 
 /// Encodes a part; `rows` are Arrow, or CSV bytes with `meta.csv_header` set.
 pub fn encode(meta: &PartMeta, rows: Option<&Rows>) -> Result<Bytes, String> {
@@ -56,7 +62,7 @@ pub fn encode(meta: &PartMeta, rows: Option<&Rows>) -> Result<Bytes, String> {
     out.put_slice(&json);
     match rows {
         None => Ok(out.freeze()),
-        Some(Rows::Csv(text)) => {
+        Some(Rows::Csv(text)) | Some(Rows::Parquet(text)) => {
             out.put_slice(text);
             Ok(out.freeze())
         }
@@ -89,6 +95,9 @@ pub fn decode(bytes: &Bytes, what: &str) -> Result<(PartMeta, Option<Rows>), Str
     }
     if meta.csv_header.is_some() {
         return Ok((meta, Some(Rows::Csv(rest))));
+    }
+    if rest.starts_with(PARQUET_MAGIC) {
+        return Ok((meta, Some(Rows::Parquet(rest))));
     }
     let reader =
         arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(rest), None).map_err(|e| bad(e.to_string()))?;
@@ -155,6 +164,10 @@ mod tests {
         let text = encode(&csv, Some(&Rows::Csv(Bytes::from_static(b"a,b\r\n1,2\r\n")))).unwrap();
         let Some(Rows::Csv(t)) = decode(&text, "part 7").unwrap().1 else { panic!("csv rows") };
         assert_eq!(&t[..], b"a,b\r\n1,2\r\n");
+        let file = Bytes::from(crate::engine::parquet_out::encode_part(&rows).unwrap());
+        let parquet = encode(&meta, Some(&Rows::Parquet(file.clone()))).unwrap();
+        let Some(Rows::Parquet(f)) = decode(&parquet, "part 7").unwrap().1 else { panic!("parquet rows") };
+        assert_eq!(f, file, "a Parquet part's file is kept as encoded");
         let e = decode(&bytes.slice(..20), "part 7").unwrap_err();
         assert!(e.contains("part 7") && e.contains("cut short"), "{e}");
         assert!(decode(&Bytes::from_static(b"hello"), "p").unwrap_err().contains("not a readable part"));
