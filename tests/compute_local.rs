@@ -10,14 +10,23 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::catalog::{bs, bs_cmd, json};
+use common::serve::workspace;
 use common::*;
 
-fn workspace() -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempdir();
-    let ws = tmp.path().join("ws");
-    std::fs::create_dir(&ws).unwrap();
-    bs(&ws, &["workspace", "create", "--name", "test-ws"]).expect_code(0).no_panic();
-    (tmp, ws)
+/// Endpoint `slow-ep` on the slow model (an 80 s call) with two processes on compute `here`;
+/// starts job `name` and waits until it runs.
+fn slow_job_on_compute(ws: &Path, name: &str) {
+    bs(ws, &["model", "create", "-n", "slow", "-p", &model("slow.onnx")]).expect_code(0);
+    bs(ws, &["batch-endpoint", "create", "-n", "slow-ep"]).expect_code(0);
+    bs(ws, &["compute", "create", "--name", "here", "--type", "local"]).expect_code(0);
+    let yaml = "name: only\nendpoint_name: slow-ep\nmodel: azureml:slow:1\ncompute: azureml:here\n\
+                resources:\n  instance_count: 2\nbatchscore:\n  passthrough: [id]\n";
+    std::fs::write(ws.join("slow.yml"), yaml).unwrap();
+    bs(ws, &["batch-deployment", "create", "-f", "slow.yml"]).expect_code(0);
+    let input = data("broken/tabular/good.csv");
+    bs(ws, &["batch-endpoint", "invoke", "-n", "slow-ep", "-i", &input, "--job-name", name, "--no-wait"])
+        .expect_code(0);
+    wait_status(ws, name, &["Running"]);
 }
 
 /// Endpoint `digits-ep` with deployment `spread` on compute `here` (local), `instances` processes.
@@ -147,18 +156,7 @@ fn a_deployment_on_local_compute_runs_its_job_in_four_processes_as_one_would() {
         assert!(ws.join(format!("jobs/wide/worker-{i}.log")).exists(), "worker {i}'s log");
     }
     let out = score_dir(&ws, "wide");
-    let (head, rows) = read_csv(&out.join("predictions.csv"));
-    let (want_head, want) = read_csv(&reference.join("predictions.csv"));
-    assert_eq!(head, want_head);
-    assert_eq!(rows.len(), want.len());
-    for (i, (g, w)) in rows.iter().zip(&want).enumerate() {
-        assert_eq!(g[0], w[0], "row {i}: the same file in the same place");
-        for (a, b) in g.iter().zip(w).skip(1) {
-            if let Some(d) = diff(&cell_value(a), &cell_value(b), Tol { abs: 1e-6, rel: 1e-6 }, &format!("row {i}")) {
-                panic!("{d}");
-            }
-        }
-    }
+    assert_same_predictions(&out.join("predictions.csv"), &reference.join("predictions.csv"));
     let report = job_result(&out);
     let by_process = report["processes"].as_object().unwrap();
     assert!(by_process.len() >= 2, "the job was shared: {by_process:?}");
@@ -171,17 +169,7 @@ fn a_deployment_on_local_compute_runs_its_job_in_four_processes_as_one_would() {
 #[test]
 fn job_cancel_stops_every_process_of_a_job_on_local_compute() {
     let (_tmp, ws) = workspace();
-    bs(&ws, &["model", "create", "-n", "slow", "-p", &model("slow.onnx")]).expect_code(0);
-    bs(&ws, &["batch-endpoint", "create", "-n", "slow-ep"]).expect_code(0);
-    bs(&ws, &["compute", "create", "--name", "here", "--type", "local"]).expect_code(0);
-    let yaml = "name: only\nendpoint_name: slow-ep\nmodel: azureml:slow:1\ncompute: azureml:here\n\
-                resources:\n  instance_count: 2\nbatchscore:\n  passthrough: [id]\n";
-    std::fs::write(ws.join("slow.yml"), yaml).unwrap();
-    bs(&ws, &["batch-deployment", "create", "-f", "slow.yml"]).expect_code(0);
-    let input = data("broken/tabular/good.csv");
-    bs(&ws, &["batch-endpoint", "invoke", "-n", "slow-ep", "-i", &input, "--job-name", "stop-me", "--no-wait"])
-        .expect_code(0);
-    wait_status(&ws, "stop-me", &["Running"]);
+    slow_job_on_compute(&ws, "stop-me");
     let asked = Instant::now();
     assert_eq!(json(&ws, &["job", "cancel", "-n", "stop-me"])["status"], "CancelRequested");
     let mut follow = bs_cmd(&ws, &["job", "stream", "-n", "stop-me"]);
@@ -205,17 +193,7 @@ fn job_cancel_stops_every_process_of_a_job_on_local_compute() {
 #[test]
 fn a_job_whose_processes_all_die_is_failed_naming_their_logs() {
     let (_tmp, ws) = workspace();
-    bs(&ws, &["model", "create", "-n", "slow", "-p", &model("slow.onnx")]).expect_code(0);
-    bs(&ws, &["batch-endpoint", "create", "-n", "slow-ep"]).expect_code(0);
-    bs(&ws, &["compute", "create", "--name", "here", "--type", "local"]).expect_code(0);
-    let yaml = "name: only\nendpoint_name: slow-ep\nmodel: azureml:slow:1\ncompute: azureml:here\n\
-                resources:\n  instance_count: 2\nbatchscore:\n  passthrough: [id]\n";
-    std::fs::write(ws.join("slow.yml"), yaml).unwrap();
-    bs(&ws, &["batch-deployment", "create", "-f", "slow.yml"]).expect_code(0);
-    let input = data("broken/tabular/good.csv");
-    bs(&ws, &["batch-endpoint", "invoke", "-n", "slow-ep", "-i", &input, "--job-name", "doomed", "--no-wait"])
-        .expect_code(0);
-    wait_status(&ws, "doomed", &["Running"]);
+    slow_job_on_compute(&ws, "doomed");
     bs(&ws, &["job", "cleanup", "-n", "doomed"]).expect_code(2).stderr_has(&["in use", "job cancel"]);
     let job = json(&ws, &["job", "show", "-n", "doomed"]);
     for pid in job["launch"]["pids"].as_array().unwrap() {

@@ -84,18 +84,7 @@ fn a_deployment_on_slurm_runs_its_job_as_one_array_and_publishes_what_one_proces
     assert!(script.contains("--array=0-3") && script.contains("--partition=debug"), "{script}");
     assert!(!script.contains("KEY") && !script.contains("SECRET"), "no setting or secret in the script");
     let out = ws.join(".batchscore/workspaceblobstore/azureml/arr/score");
-    let (head, rows) = read_csv(&out.join("predictions.csv"));
-    let (want_head, want) = read_csv(&reference.join("predictions.csv"));
-    assert_eq!(head, want_head);
-    assert_eq!(rows.len(), want.len());
-    for (i, (g, w)) in rows.iter().zip(&want).enumerate() {
-        assert_eq!(g[0], w[0], "row {i}: the same file in the same place");
-        for (a, b) in g.iter().zip(w).skip(1) {
-            if let Some(d) = diff(&cell_value(a), &cell_value(b), Tol { abs: 1e-6, rel: 1e-6 }, &format!("row {i}")) {
-                panic!("{d}");
-            }
-        }
-    }
+    assert_same_predictions(&out.join("predictions.csv"), &reference.join("predictions.csv"));
     let report = job_result(&out);
     assert_eq!(report["counts"]["mini_batches_run"], 100);
     assert!(!out.join("_staging").exists(), "nothing staged is left");

@@ -430,3 +430,21 @@ pub fn names(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// Two predictions CSV files hold the same rows in the same order: the same first column (the
+/// file), the other cells within 1e-6.
+#[track_caller]
+pub fn assert_same_predictions(got: &Path, want: &Path) {
+    let (head, rows) = read_csv(got);
+    let (want_head, want) = read_csv(want);
+    assert_eq!(head, want_head);
+    assert_eq!(rows.len(), want.len(), "every row once");
+    for (i, (g, w)) in rows.iter().zip(&want).enumerate() {
+        assert_eq!(g[0], w[0], "row {i}: the same file in the same place");
+        for (a, b) in g.iter().zip(w).skip(1) {
+            if let Some(d) = diff(&cell_value(a), &cell_value(b), Tol { abs: 1e-6, rel: 1e-6 }, &format!("row {i}")) {
+                panic!("{d}");
+            }
+        }
+    }
+}
