@@ -231,3 +231,36 @@ fn a_rest_invoke_of_a_deployment_on_local_compute_launches_its_processes() {
     assert_eq!(record["launch"]["pids"].as_array().unwrap().len(), 3, "{record}");
     assert_eq!(job_result(&score_dir(&ws, &name))["counts"]["mini_batches_run"], 100);
 }
+
+#[test]
+fn a_job_whose_processes_were_all_killed_goes_on_with_job_resume() {
+    let (tmp, ws) = workspace();
+    digits_on_compute(&ws, "digits_mlp.onnx", 3);
+    let d = data("digits");
+    let reference = tmp.path().join("reference");
+    let r = reference.display().to_string();
+    score(tmp.path(), &["--model", &model("digits_mlp.onnx"), "--input", &d, "--output", &r, "--mini-batch-size", "3"])
+        .expect_code(0);
+    let mut cmd =
+        bs_cmd(&ws, &["batch-endpoint", "invoke", "-n", "digits-ep", "-i", &d, "--job-name", "again", "--no-wait"]);
+    cmd.env("BATCHSCORE_TEST_STORE_LATENCY", "50ms");
+    run_command(cmd).expect_code(0);
+    let started = Instant::now();
+    while json(&ws, &["job", "show", "-n", "again"])["progress"]["mini_batches_done"].as_u64().unwrap_or(0) < 5 {
+        assert!(started.elapsed() < Duration::from_secs(120), "no progress");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for pid in json(&ws, &["job", "show", "-n", "again"])["launch"]["pids"].as_array().unwrap() {
+        let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+    }
+    assert_eq!(wait_status(&ws, "again", &["Failed", "Completed"]), "Failed");
+    // It goes on in this process; the dead processes' record does not make it look dead.
+    let run = bs(&ws, &["job", "resume", "-n", "again", "-o", "json"]);
+    run.expect_code(0).no_panic();
+    let job: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(job["status"], "Completed", "{job}");
+    assert!(job.get("launch").is_none(), "{job}");
+    let out = score_dir(&ws, "again");
+    assert_same_predictions(&out.join("predictions.csv"), &reference.join("predictions.csv"));
+    assert!(job_result(&out)["counts"]["mini_batches_resumed"].as_u64().unwrap() >= 5);
+}

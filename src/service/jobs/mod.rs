@@ -549,11 +549,18 @@ pub fn resume(ws: &mut Workspace, name: &str) -> Result<JobSpec> {
     }
     let mut spec = spec_for(ws, &job)?;
     spec.options = JobOptions { resume: true, signals: true, ..Default::default() };
+    // Alone: it scores every mini-batch without a part at once, not after the leases of the
+    // processes that ran it before have run out.
+    spec.settings.instance_count = 1;
     ws.write(|tx| tx.execute("UPDATE jobs SET cancel_requested = 0 WHERE name = ?1", [name]).map_err(store::sqlite))?;
     update(ws, name, |j, _| {
         j.error = None;
         j.first_failure = None;
         j.finished_at = None;
+        // It goes on in the calling process, whose heartbeat tells it alive: not the processes
+        // a compute target ran it in before.
+        j.launch = None;
+        j.instances.clear();
     })?;
     Ok(spec)
 }
