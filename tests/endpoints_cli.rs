@@ -89,7 +89,7 @@ fn the_whole_batch_endpoint_lifecycle() {
     )
     .unwrap();
     let run = bs(w, &["batch-deployment", "create", "--file", "blue.yml", "-o", "json"]);
-    run.expect_code(0).stderr_has(&["`compute`", "not used"]);
+    run.expect_code(0).stderr_has(&["compute cpu-cluster is not in this workspace", "compute create"]);
     let ep = json(w, &["batch-endpoint", "show", "-n", "iris-ep"]);
     assert_eq!(ep["defaults"]["deployment_name"], "blue", "the first deployment is the default");
     assert_eq!(ep["scoring_uri"], "/batchEndpoints/iris-ep/jobs");

@@ -423,6 +423,26 @@ fn a_parquet_job_of_big_parts_killed_and_resumed_equals_one_run() {
 }
 
 #[test]
+fn a_job_killed_before_it_planned_is_no_obstacle_to_resume() {
+    // Killed while it listed the inputs or loaded the model: its marker is there, its plan not.
+    let tmp = tempdir();
+    let reference = reference(tmp.path());
+    let out = tmp.path().join("out");
+    let owners = out.join("_staging/20260101T000000Z-deadbeef/owners");
+    std::fs::create_dir_all(&owners).unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string();
+    let marker = format!(
+        r#"{{"job_id":"20260101T000000Z-deadbeef","host":"{host}","pid":4194303,"started_at":"2026-01-01T00:00:00Z"}}"#
+    );
+    std::fs::write(owners.join("vm-4194303-aaaaaa.json"), marker).unwrap();
+    let o = out.display().to_string();
+    let (code, stderr) = finish(spawn(tmp.path(), &job_args(&o), &["--resume"], "0ms"));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("killed before it planned"), "{stderr}");
+    check_output(&out, &reference);
+}
+
+#[test]
 fn four_processes_share_a_job_on_s3_and_survive_kill_9() {
     if !Moto::program().exists() {
         eprintln!("skipped: moto is not installed (scripts/test-servers.sh)");

@@ -18,7 +18,7 @@ use object_store::ObjectStoreExt;
 
 use super::PrepareError;
 use super::prepare::Prepared;
-use crate::engine::plan::{PlanError, StagingOwner, Survey, probe_output, running_here, survey_output};
+use crate::engine::plan::{PlanError, StagingOwner, Survey, ended_here, probe_output, running_here, survey_output};
 use crate::engine::settings::Settings;
 use crate::engine::state::lease::{Heartbeat, Instance};
 use crate::engine::state::plan_doc::PlanDoc;
@@ -208,6 +208,12 @@ async fn find_job(
                 differing = Some((job.clone(), d));
             }
             Some(_) => {}
+            // Killed before it recorded its plan (so before it scored anything): nothing to
+            // resume or to keep.
+            None if *job != id && ended_here(output, job).await => {
+                JobState::new(output, job, "").staging().cleanup().await;
+                tracing::info!("removed the staging files of job {job}, killed before it planned (nothing was scored)");
+            }
             None if *job != id => unplanned.push(format!("job {job}")),
             None => {}
         }

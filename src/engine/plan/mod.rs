@@ -29,8 +29,8 @@ use crate::storage::Location;
 
 pub use list::list_inputs;
 pub use output::{
-    Cleaned, StagingJob, StagingOwner, Survey, check_output, clean_staging, hostname, local_hint, probe_output,
-    running_here, survey_output,
+    Cleaned, StagingJob, StagingOwner, Survey, check_output, clean_staging, ended_here, hostname, local_hint,
+    probe_output, running_here, survey_output,
 };
 pub use pieces::make_split_plan;
 

@@ -223,6 +223,13 @@ pub async fn running_here(output: &Location, job: &str) -> Option<StagingOwner> 
     read_owners(output, job).await.into_iter().find(StagingOwner::is_running_here)
 }
 
+/// Whether every process a job's staging area names ran on this machine and has ended: then
+/// nothing of it runs anywhere, and a staging area without a plan holds nothing to keep.
+pub async fn ended_here(output: &Location, job: &str) -> bool {
+    let owners = read_owners(output, job).await;
+    !owners.is_empty() && owners.iter().all(|o| o.host == hostname() && !o.is_running_here())
+}
+
 /// `job X (started ..., pid N on host H, still running)` for each job.
 async fn describe_jobs(output: &Location, jobs: &[String]) -> String {
     let mut out = Vec::new();
