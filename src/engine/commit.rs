@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -91,24 +91,40 @@ impl Staging {
         result.map_err(|e| CommitError::new(e, target.display))
     }
 
-    /// Removes everything this job staged (best effort; leftovers are named in the log).
+    /// Removes everything this job staged (best effort; leftovers are named in the log). A
+    /// local folder goes in one `remove_dir_all`; a store's objects in bulk deletes (S3's
+    /// DeleteObjects takes 1,000 keys a request) rather than one request per part.
     pub async fn cleanup(&self) {
+        if let Some(local) = &self.output.local {
+            let dir = local.join("_staging");
+            let mine = dir.join(self.dir.filename().unwrap_or_default());
+            match std::fs::remove_dir_all(&mine) {
+                Ok(()) => {
+                    // `_staging/` too, if no other job's is in it.
+                    let _ = std::fs::remove_dir(&dir);
+                    return;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+                // Written to meanwhile (a late process of the job): object by object below.
+                Err(_) => {}
+            }
+        }
         let store = &self.output.store;
         let listed = with_retries("list staging", |_| store.list(Some(&self.dir)).try_collect::<Vec<_>>()).await;
         let listed = listed.unwrap_or_else(|e| {
             tracing::warn!("could not list staging objects under {}: {e}", self.dir);
             Vec::new()
         });
-        for meta in listed {
-            match with_retries("delete staging", |_| store.delete(&meta.location)).await {
+        let locations = futures::stream::iter(listed.into_iter().map(|m| Ok(m.location))).boxed();
+        let mut deleted = store.delete_stream(locations);
+        while let Some(result) = deleted.next().await {
+            match result {
                 // Another process of the job removed it first (its own marker, say).
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => tracing::warn!("could not remove staging object {}: {e}", meta.location),
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => tracing::warn!("could not remove a staging object under {}: {e}", self.dir),
             }
         }
         if let Some(local) = &self.output.local {
-            // Local folders stay behind after their files are deleted: remove ours (its
-            // subfolders are empty now), and `_staging/` if no other job's is in it.
             let dir = local.join("_staging");
             let _ = std::fs::remove_dir_all(dir.join(self.dir.filename().unwrap_or_default()));
             let _ = std::fs::remove_dir(&dir);
