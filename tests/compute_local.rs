@@ -137,11 +137,8 @@ fn compute_targets_are_managed_and_checked_where_they_are_used() {
 fn a_deployment_on_local_compute_runs_its_job_in_four_processes_as_one_would() {
     let (tmp, ws) = workspace();
     digits_on_compute(&ws, "digits_mlp.onnx", 4);
-    let reference = tmp.path().join("reference");
-    let r = reference.display().to_string();
+    let reference = digits_reference(tmp.path());
     let d = data("digits");
-    score(tmp.path(), &["--model", &model("digits_mlp.onnx"), "--input", &d, "--output", &r, "--mini-batch-size", "3"])
-        .expect_code(0);
     // Store requests delayed, so that the job lasts long enough for every process to take part.
     let mut cmd =
         bs_cmd(&ws, &["batch-endpoint", "invoke", "-n", "digits-ep", "-i", &d, "--job-name", "wide", "-o", "json"]);
@@ -237,10 +234,7 @@ fn a_job_whose_processes_were_all_killed_goes_on_with_job_resume() {
     let (tmp, ws) = workspace();
     digits_on_compute(&ws, "digits_mlp.onnx", 3);
     let d = data("digits");
-    let reference = tmp.path().join("reference");
-    let r = reference.display().to_string();
-    score(tmp.path(), &["--model", &model("digits_mlp.onnx"), "--input", &d, "--output", &r, "--mini-batch-size", "3"])
-        .expect_code(0);
+    let reference = digits_reference(tmp.path());
     let mut cmd =
         bs_cmd(&ws, &["batch-endpoint", "invoke", "-n", "digits-ep", "-i", &d, "--job-name", "again", "--no-wait"]);
     cmd.env("BATCHSCORE_TEST_STORE_LATENCY", "50ms");

@@ -65,10 +65,7 @@ fn a_deployment_on_slurm_runs_its_job_as_one_array_and_publishes_what_one_proces
     let tmp = tempdir();
     let ws = setup(&slurm, tmp.path(), "digits_mlp.onnx", 4);
     let d = data("digits");
-    let reference = tmp.path().join("reference");
-    let r = reference.display().to_string();
-    score(tmp.path(), &["--model", &model("digits_mlp.onnx"), "--input", &d, "--output", &r, "--mini-batch-size", "3"])
-        .expect_code(0);
+    let reference = digits_reference(tmp.path());
     let mut cmd =
         bs_cmd(&ws, &["batch-endpoint", "invoke", "-n", "slurm-ep", "-i", &d, "--job-name", "arr", "-o", "json"]);
     // Delayed store requests (inherited by the tasks through sbatch's --export=ALL), so that

@@ -448,3 +448,13 @@ pub fn assert_same_predictions(got: &Path, want: &Path) {
         }
     }
 }
+
+/// `sample-data/digits` scored by `digits_mlp.onnx` in one plain run, 3 images a mini-batch,
+/// into `dir/reference`: what a job of several processes must reproduce.
+pub fn digits_reference(dir: &Path) -> PathBuf {
+    let out = dir.join("reference");
+    let o = out.display().to_string();
+    let (m, d) = (model("digits_mlp.onnx"), data("digits"));
+    score(dir, &["--model", &m, "--input", &d, "--output", &o, "--mini-batch-size", "3"]).expect_code(0);
+    out
+}
