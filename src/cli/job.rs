@@ -173,21 +173,12 @@ fn cleanup(a: &Cleanup) -> Exit {
 /// Completed or this process left it to another; 1 when the job failed; 2 when this process
 /// could not take part.
 fn worker(a: &Worker) -> Exit {
-    let index = match &a.instance_index {
-        Some(raw) => match raw.trim().parse::<usize>() {
-            Ok(i) => Some(i),
-            Err(_) => {
-                eprintln!("error: --instance-index {raw:?}: expected a whole number from 0 to instance_count minus 1");
-                return Exit::CouldNotStart;
-            }
-        },
-        None => match super::score::index_from_environment() {
-            Ok(i) => i,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Exit::CouldNotStart;
-            }
-        },
+    let index = match super::score::instance_index(a.instance_index.as_deref(), "instance_count") {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::CouldNotStart;
+        }
     };
     let ready = a.common.open().and_then(|mut ws| Ok((jobs::worker_spec(&mut ws, &a.name, index)?, ws)));
     let (spec, mut ws) = match ready {

@@ -66,12 +66,7 @@ pub fn score_command(args: &ScoreArgs) -> Exit {
 const INDEX_VARIABLES: [&str; 3] = ["JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID", "AWS_BATCH_JOB_ARRAY_INDEX"];
 
 fn job_options(args: &ScoreArgs) -> Result<JobOptions, String> {
-    let instance_index = match &args.instance_index {
-        Some(raw) => Some(raw.trim().parse::<usize>().map_err(|_| {
-            format!("--instance-index {raw:?}: expected a whole number from 0 to --instance-count minus 1")
-        })?),
-        None => index_from_environment()?,
-    };
+    let instance_index = instance_index(args.instance_index.as_deref(), "--instance-count")?;
     let lease_seconds = match &args.lease_timeout {
         Some(raw) => Some(
             raw.trim()
@@ -91,10 +86,23 @@ fn job_options(args: &ScoreArgs) -> Result<JobOptions, String> {
     })
 }
 
+/// This process's index among a job's processes: `--instance-index` (`raw`), else the
+/// scheduler's ([`index_from_environment`]); `count` names where the count comes from.
+pub(super) fn instance_index(raw: Option<&str>, count: &str) -> Result<Option<usize>, String> {
+    match raw {
+        Some(raw) => Ok(Some(
+            raw.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("--instance-index {raw:?}: expected a whole number from 0 to {count} minus 1"))?,
+        )),
+        None => index_from_environment(),
+    }
+}
+
 /// The index a scheduler gave this process: Kubernetes' `JOB_COMPLETION_INDEX`, Slurm's
 /// `SLURM_ARRAY_TASK_ID` (counted from `SLURM_ARRAY_TASK_MIN`, so `--array=1-4` works) or AWS
 /// Batch's `AWS_BATCH_JOB_ARRAY_INDEX`.
-pub(super) fn index_from_environment() -> Result<Option<usize>, String> {
+fn index_from_environment() -> Result<Option<usize>, String> {
     for var in INDEX_VARIABLES {
         let Ok(raw) = std::env::var(var) else { continue };
         let n: usize =

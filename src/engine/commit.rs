@@ -95,19 +95,11 @@ impl Staging {
     /// local folder goes in one `remove_dir_all`; a store's objects in bulk deletes (S3's
     /// DeleteObjects takes 1,000 keys a request) rather than one request per part.
     pub async fn cleanup(&self) {
-        if let Some(local) = &self.output.local {
-            let dir = local.join("_staging");
-            let mine = dir.join(self.dir.filename().unwrap_or_default());
-            match std::fs::remove_dir_all(&mine) {
-                Ok(()) => {
-                    // `_staging/` too, if no other job's is in it.
-                    let _ = std::fs::remove_dir(&dir);
-                    return;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-                // Written to meanwhile (a late process of the job): object by object below.
-                Err(_) => {}
-            }
+        match self.remove_local() {
+            Some(Ok(())) => return,
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => return,
+            // Written to meanwhile (a late process of the job): object by object below.
+            Some(Err(_)) | None => {}
         }
         let store = &self.output.store;
         let listed = with_retries("list staging", |_| store.list(Some(&self.dir)).try_collect::<Vec<_>>()).await;
@@ -124,11 +116,18 @@ impl Staging {
                 Err(e) => tracing::warn!("could not remove a staging object under {}: {e}", self.dir),
             }
         }
-        if let Some(local) = &self.output.local {
-            let dir = local.join("_staging");
-            let _ = std::fs::remove_dir_all(dir.join(self.dir.filename().unwrap_or_default()));
+        let _ = self.remove_local();
+    }
+
+    /// Removes this job's local staging folder, and `_staging/` if no other job's is in it;
+    /// `None` for an output in a store.
+    fn remove_local(&self) -> Option<std::io::Result<()>> {
+        let dir = self.output.local.as_ref()?.join("_staging");
+        let removed = std::fs::remove_dir_all(dir.join(self.dir.filename().unwrap_or_default()));
+        if removed.is_ok() {
             let _ = std::fs::remove_dir(&dir);
         }
+        Some(removed)
     }
 }
 

@@ -237,12 +237,17 @@ mod tests {
         RecordBatch::try_from_iter([("file", file), ("row", row), ("score", score)]).unwrap()
     }
 
+    /// A writer of `dir/p.parquet`.
+    fn out_in(dir: &std::path::Path) -> ParquetOut {
+        let store: Arc<dyn object_store::ObjectStore> =
+            Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir).unwrap());
+        ParquetOut::new(BufWriter::new(store, "p.parquet".into()))
+    }
+
     #[tokio::test]
     async fn spliced_and_gathered_rows_read_back_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn object_store::ObjectStore> =
-            Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap());
-        let mut out = ParquetOut::new(BufWriter::new(store, "p.parquet".into()));
+        let mut out = out_in(dir.path());
         // Small parts gathered, big ones spliced (one of them bigger than a row group), mixed.
         let sizes = [10, 20_000, 5, 3, 70_000, 9_000, 1];
         let mut from = 0;
@@ -268,9 +273,7 @@ mod tests {
     #[tokio::test]
     async fn a_part_typed_otherwise_is_cast_to_the_files_schema() {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn object_store::ObjectStore> =
-            Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap());
-        let mut out = ParquetOut::new(BufWriter::new(store, "p.parquet".into()));
+        let mut out = out_in(dir.path());
         out.splice(Bytes::from(encode_part(&rows(0, 10_000)).unwrap())).await.unwrap();
         let other = rows(10_000, 10_000);
         let row32: ArrayRef = Arc::new(arrow::compute::cast(other.column(1), &DataType::Int32).unwrap());

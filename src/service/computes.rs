@@ -4,7 +4,7 @@
 //! create`: by flags, or from a YAML file (`name`, `type`, `description`, `max_instances`,
 //! `partition`; Azure's other fields such as `size` are reported as not used).
 
-use super::yaml::{AssetFile, scalar};
+use super::yaml::AssetFile;
 use super::{Result, ServiceError};
 use crate::workspace::assets::{BatchDeployment, Compute};
 use crate::workspace::{CatalogError, Workspace, names, store};
@@ -29,12 +29,8 @@ const COMPUTE_KEYS: &[&str] = &["$schema", "name", "type", "description", "max_i
 /// The record `spec` describes, and warnings (file fields not used).
 pub fn from_spec(spec: &ComputeSpec) -> Result<(Compute, Vec<String>)> {
     let file = spec.file.as_deref().map(AssetFile::load).transpose()?;
-    let field = |k: &str| -> Result<Option<String>> {
-        match &file {
-            Some(f) => Ok(f.doc.get(k).and_then(scalar)),
-            None => Ok(None),
-        }
-    };
+    let field =
+        |k: &str| -> Result<Option<String>> { file.as_ref().map(|f| f.text(k)).transpose().map(Option::flatten) };
     let name = spec.name.clone().or(field("name")?);
     let name = name.ok_or_else(|| ServiceError::invalid("name", "missing: give --name or name: in the file"))?;
     names::check("compute", &name)?;
