@@ -132,11 +132,13 @@ fn check_output(out: &Path, reference: &Path) {
     assert!(!out.join("_staging").exists(), "staging removed: {left:?}");
 }
 
-/// Parts in the output's staging areas (not the temporary files of writes that were killed).
+/// Mini-batches with a part in the output's staging areas (not the temporary files of writes
+/// that were killed): a part is `<mb>.part`, or `<first>-<last>.part` for a run of them.
 fn parts_in(out: &Path) -> usize {
     let Ok(jobs) = std::fs::read_dir(out.join("_staging")) else { return 0 };
     let parts = jobs.flatten().filter_map(|j| std::fs::read_dir(j.path().join("parts")).ok());
-    parts.flat_map(|d| d.flatten()).filter(|e| e.file_name().to_string_lossy().ends_with(".part")).count()
+    let names = parts.flat_map(|d| d.flatten()).map(|e| e.file_name().to_string_lossy().into_owned());
+    names.filter_map(|n| batchscore::engine::state::part_range(&n)).map(|(first, last)| last - first + 1).sum()
 }
 
 #[test]
@@ -335,6 +337,55 @@ fn a_completed_jobs_leftover_staging_is_swept_by_the_next_process() {
     assert!(stderr.contains("already completed"), "{stderr}");
     assert!(stderr.contains("removed what was left"), "{stderr}");
     check_output(&out, &reference);
+}
+
+/// The part objects of the output's one staging area: the first and last mini-batch of each.
+fn part_objects(out: &Path) -> Vec<(usize, usize)> {
+    let jobs: Vec<_> = std::fs::read_dir(out.join("_staging")).unwrap().flatten().collect();
+    assert_eq!(jobs.len(), 1, "one staging area");
+    let names = std::fs::read_dir(jobs[0].path().join("parts")).unwrap().flatten();
+    let mut objects: Vec<_> =
+        names.filter_map(|e| batchscore::engine::state::part_range(&e.file_name().to_string_lossy())).collect();
+    objects.sort();
+    objects
+}
+
+#[test]
+fn a_job_alone_writes_runs_of_mini_batches_as_one_part_and_resumes_from_them() {
+    // 300 digits and one broken file at the end: 101 mini-batches, the last one failing. With
+    // error_threshold 0 the job fails when it reaches it and keeps its parts; resumed with a
+    // threshold that allows it, it publishes from those parts without scoring anything again.
+    let tmp = tempdir();
+    let reference = reference(tmp.path());
+    let input = tmp.path().join("digits");
+    std::fs::create_dir(&input).unwrap();
+    for e in std::fs::read_dir(data("digits")).unwrap().flatten() {
+        std::fs::copy(e.path(), input.join(e.file_name())).unwrap();
+    }
+    std::fs::write(input.join("zz-broken.png"), b"not a png").unwrap();
+    let out = tmp.path().join("out");
+    let mut args = job_args(&out.display().to_string());
+    args[3] = input.display().to_string();
+    let (code, stderr) = finish(spawn(tmp.path(), &args, &["--error-threshold", "0"], "0ms"));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("error_threshold"), "{stderr}");
+    let objects = part_objects(&out);
+    let covered: Vec<usize> = objects.iter().flat_map(|&(a, b)| a..=b).collect();
+    assert_eq!(covered, (0..101).collect::<Vec<_>>(), "every mini-batch once: {objects:?}");
+    assert!(objects.len() < 101 / 2, "runs of mini-batches in one part each: {objects:?}");
+    let (code, stderr) = finish(spawn(tmp.path(), &args, &["--error-threshold", "1", "--resume"], "0ms"));
+    assert_eq!(code, Some(0), "{stderr}");
+    let jr = job_result(&out);
+    let c = &jr["counts"];
+    assert_eq!((c["mini_batches_resumed"].as_u64(), c["mini_batches_run"].as_u64()), (Some(101), Some(101)), "{c}");
+    assert_eq!((c["files_scored"].as_u64(), c["files_failed"].as_u64()), (Some(300), Some(1)), "{c}");
+    let got = std::fs::read(out.join("predictions.csv")).unwrap();
+    assert!(got == std::fs::read(reference.join("predictions.csv")).unwrap(), "the broken file adds no row");
+    let (_, mbs) = mini_batches(&out);
+    assert_eq!(mbs.len(), 101);
+    assert!(mbs.iter().enumerate().all(|(i, m)| m["id"] == i.to_string()), "in order");
+    assert_eq!(mbs[100]["failed_items"], "1");
+    assert!(!out.join("_staging").exists());
 }
 
 #[test]

@@ -18,7 +18,7 @@ use crate::engine::collect::PredictionWriter;
 use crate::engine::report::{Counts, FailureRecord, MINI_BATCH_HEADER, MiniBatchRecord, StageTimings};
 use crate::engine::settings::Settings;
 use crate::engine::state::JobState;
-use crate::engine::state::part::{PartMeta, Rows, decode};
+use crate::engine::state::part::{PartMeta, Rows, decode, split_run};
 
 /// Parts fetched ahead of the writer.
 const PARTS_AHEAD: usize = 16;
@@ -104,14 +104,15 @@ struct Outputs {
 }
 
 /// Reads every part in order into the staged files: the predictions only when `predictions`
-/// (a job that failed publishes its logs alone). `parts`: the mini-batches that have one;
-/// `stopped`: those without one that this process stopped in the middle of.
+/// (a job that failed publishes its logs alone). `objects`: the part objects, as the first and
+/// last mini-batch each holds; `stopped`: the mini-batches without one that this process
+/// stopped in the middle of.
 pub(super) fn assemble(
     io: &tokio::runtime::Runtime,
     settings: &Settings,
     job: &Prepared,
     state: &JobState,
-    (parts, stopped): (&BTreeSet<usize>, &BTreeSet<usize>),
+    (objects, stopped): (&BTreeSet<(usize, usize)>, &BTreeSet<usize>),
     predictions: bool,
 ) -> Assembled {
     let plan = &job.plan;
@@ -133,7 +134,7 @@ pub(super) fn assemble(
         mb_log: staging.upload(&staged("mini_batches.csv")),
         failure_log: staging.upload(&staged("failures.jsonl")),
     };
-    let result = io.block_on(read_parts(state, plan, (parts, stopped), &mut a, &mut out));
+    let result = io.block_on(read_parts(state, plan, (objects, stopped), &mut a, &mut out));
     a.empty_files.sort();
     if let Err(e) = result {
         a.error = Some(e);
@@ -162,7 +163,7 @@ pub(super) fn assemble(
 async fn read_parts(
     state: &JobState,
     plan: &crate::engine::plan::Plan,
-    (parts, stopped): (&BTreeSet<usize>, &BTreeSet<usize>),
+    (objects, stopped): (&BTreeSet<(usize, usize)>, &BTreeSet<usize>),
     a: &mut Assembled,
     out: &mut Outputs,
 ) -> Result<(), String> {
@@ -172,45 +173,112 @@ async fn read_parts(
         .await
         .map_err(|e| format!("cannot write logs/mini_batches.csv: {}", hint(&e)))?;
     let mut tally = FileTally::new(plan);
-    let mut fetched = futures::stream::iter(0..plan.mini_batches.len())
-        .map(|mb| {
-            let present = parts.contains(&mb);
-            async move {
-                let name = JobState::part_name(mb);
-                (mb, if present { Some(state.read(&name).await.map_err(|e| (name, e))) } else { None })
-            }
+    let mut fetched = futures::stream::iter(sources(objects, plan.mini_batches.len()))
+        .map(|source| async move {
+            let Source::Part { object, .. } = source else { return (source, Ok(bytes::Bytes::new())) };
+            let name = JobState::run_name(object);
+            let got = state.read(&name).await;
+            (source, got.map_err(|e| format!("cannot read {}: {}", state.display(&name), crate::storage::describe(&e))))
         })
         .buffered(PARTS_AHEAD);
-    while let Some((mb, got)) = fetched.next().await {
-        let meta = match got {
-            None => {
+    while let Some((source, got)) = fetched.next().await {
+        let metas = match source {
+            Source::Part { object, take } => take_parts(state, object, take, &got?, out).await?,
+            Source::Missing(mb) => {
                 a.missing.push(mb);
-                not_run(plan, mb, stopped.contains(&mb))
-            }
-            Some(Err((name, e))) => {
-                return Err(format!("cannot read {}: {}", state.display(&name), crate::storage::describe(&e)));
-            }
-            Some(Ok(bytes)) => {
-                let (meta, rows) = decode(&bytes, &state.display(&JobState::part_name(mb)))?;
-                match (out.predictions.as_mut(), rows) {
-                    (Some(w), Some(Rows::Arrow(rows))) => w.write(&rows).await.map_err(|e| hint(&e))?,
-                    (Some(w), Some(Rows::Parquet(file))) => w.splice_parquet(file).await.map_err(|e| hint(&e))?,
-                    (Some(w), Some(Rows::Csv(text))) => {
-                        let header = meta.csv_header.unwrap_or(0);
-                        w.write_encoded_csv(&text, header).await.map_err(|e| hint(&e))?
-                    }
-                    _ => {}
-                }
-                meta
+                vec![not_run(plan, mb, stopped.contains(&mb))]
             }
         };
-        write_logs(out, &meta).await?;
-        // A part was scored by someone; a placeholder for a missing one names no one.
-        if !meta.by.is_empty() {
-            a.absorb(meta, &mut tally, plan);
+        for meta in metas {
+            write_logs(out, &meta).await?;
+            // A part was scored by someone; a placeholder for a missing one names no one.
+            if !meta.by.is_empty() {
+                a.absorb(meta, &mut tally, plan);
+            }
         }
     }
     Ok(())
+}
+
+/// Where the assembly takes a mini-batch from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// From the part object holding mini-batches `object`, those in `take`.
+    Part {
+        object: (usize, usize),
+        take: (usize, usize),
+    },
+    Missing(usize),
+}
+
+/// Where each of `total` mini-batches is taken from, in order: each from one object that holds
+/// it (whichever reaches furthest, should objects overlap), consecutive ones of an object at once.
+fn sources(objects: &BTreeSet<(usize, usize)>, total: usize) -> Vec<Source> {
+    let mut sources = Vec::new();
+    let mut objects = objects.iter().copied().peekable();
+    let mut best: Option<(usize, usize)> = None;
+    let mut mb = 0;
+    while mb < total {
+        while let Some(&(first, last)) = objects.peek().filter(|(first, _)| *first <= mb) {
+            if best.is_none_or(|(_, l)| last > l) {
+                best = Some((first, last));
+            }
+            objects.next();
+        }
+        match best.filter(|&(_, last)| last >= mb) {
+            Some(object) => {
+                let end = object.1.min(total - 1);
+                sources.push(Source::Part { object, take: (mb, end) });
+                mb = end + 1;
+            }
+            None => {
+                sources.push(Source::Missing(mb));
+                mb += 1;
+            }
+        }
+    }
+    sources
+}
+
+/// Writes the rows of mini-batches `take` from the part object holding `object` to the
+/// predictions file; their records, in order.
+async fn take_parts(
+    state: &JobState,
+    object: (usize, usize),
+    (from, to): (usize, usize),
+    bytes: &bytes::Bytes,
+    out: &mut Outputs,
+) -> Result<Vec<PartMeta>, String> {
+    let what = state.display(&JobState::run_name(object));
+    let parts = split_run(bytes, &what)?;
+    if parts.len() != object.1 - object.0 + 1 {
+        return Err(format!(
+            "{what} holds {} mini-batches where its name says {}; remove the job's staging and run again",
+            parts.len(),
+            object.1 - object.0 + 1
+        ));
+    }
+    let mut metas = Vec::with_capacity(to - from + 1);
+    for (mb, part) in (object.0..).zip(parts).filter(|(mb, _)| (from..=to).contains(mb)) {
+        let (meta, rows) = decode(&part, &what)?;
+        if meta.record.id != mb {
+            return Err(format!(
+                "{what} holds mini-batch {} where mini-batch {mb} belongs; remove the job's staging and run again",
+                meta.record.id
+            ));
+        }
+        match (out.predictions.as_mut(), rows) {
+            (Some(w), Some(Rows::Arrow(rows))) => w.write(&rows).await.map_err(|e| hint(&e))?,
+            (Some(w), Some(Rows::Parquet(file))) => w.splice_parquet(file).await.map_err(|e| hint(&e))?,
+            (Some(w), Some(Rows::Csv(text))) => {
+                let header = meta.csv_header.unwrap_or(0);
+                w.write_encoded_csv(&text, header).await.map_err(|e| hint(&e))?
+            }
+            _ => {}
+        }
+        metas.push(meta);
+    }
+    Ok(metas)
 }
 
 async fn write_logs(out: &mut Outputs, meta: &PartMeta) -> Result<(), String> {
@@ -266,4 +334,37 @@ fn csv_line<I: IntoIterator<Item = String>>(fields: I) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(fields).expect("in-memory write");
     String::from_utf8(w.into_inner().expect("in-memory")).expect("utf-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(object: (usize, usize), take: (usize, usize)) -> Source {
+        Source::Part { object, take }
+    }
+
+    #[test]
+    fn each_mini_batch_is_taken_once_in_order() {
+        let objects = |o: &[(usize, usize)]| o.iter().copied().collect::<BTreeSet<_>>();
+        assert_eq!(
+            sources(&objects(&[(0, 0), (1, 3), (5, 5)]), 7),
+            vec![
+                part((0, 0), (0, 0)),
+                part((1, 3), (1, 3)),
+                Source::Missing(4),
+                part((5, 5), (5, 5)),
+                Source::Missing(6)
+            ]
+        );
+        // Objects that overlap (two processes that each thought themselves alone): each
+        // mini-batch from one of them, the one reaching furthest.
+        assert_eq!(
+            sources(&objects(&[(0, 4), (2, 2), (3, 8), (8, 9)]), 10),
+            vec![part((0, 4), (0, 4)), part((3, 8), (5, 8)), part((8, 9), (9, 9))]
+        );
+        assert_eq!(sources(&objects(&[(0, 1), (0, 5)]), 3), vec![part((0, 5), (0, 2))]);
+        assert_eq!(sources(&objects(&[]), 2), vec![Source::Missing(0), Source::Missing(1)]);
+        assert!(sources(&objects(&[(0, 3)]), 0).is_empty());
+    }
 }

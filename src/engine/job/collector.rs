@@ -1,6 +1,6 @@
 //! The collector: results in, as they finish, each written as its mini-batch's part
-//! (create-only, see [`crate::engine::state`]), counted for progress, and checked against the
-//! error threshold.
+//! (create-only, see [`crate::engine::state`]; a process alone writes runs of them together,
+//! see [`PartWrites`]), counted for progress, and checked against the error threshold.
 //!
 //! Results arrive in any order and need no ordering here: the assembly
 //! ([`super::assemble`]) reads the parts in mini-batch order. Failed items are counted as they
@@ -8,9 +8,10 @@
 //! as they exceed `error_threshold`. A mini-batch the job stopped in the middle of is not a
 //! part: a resumed job scores it again.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -64,10 +65,24 @@ pub(super) fn collect(
     // up to date; alone, the earlier attempts' are those of the parts found at the start.
     let earlier_failed = settled.prior.failed_items();
     let threshold = settings.error_threshold;
-    let writes = PartWrites::new();
+    // Alone, a process writes runs of consecutive mini-batches as one part; with others, each
+    // mini-batch is its own part, as its lease is.
+    let mut writes = PartWrites::new(io, &settled.state, claims, cancel, settled.instance.is_none());
     // Where this process starts from: what was scored before it joined.
     control.progress(&progress);
-    for result in running.results.iter() {
+    loop {
+        let next = match writes.due_in() {
+            None => running.results.recv().ok(),
+            Some(wait) => match running.results.recv_timeout(wait) {
+                Ok(r) => Some(r),
+                Err(flume::RecvTimeoutError::Timeout) => {
+                    writes.flush();
+                    continue;
+                }
+                Err(flume::RecvTimeoutError::Disconnected) => None,
+            },
+        };
+        let Some(result) = next else { break };
         c.items_failed += result.record.failed_items;
         let t = tally.add(&result.outcomes);
         progress.files_done += t.scored + t.failed + t.empty.len() as u64;
@@ -78,7 +93,7 @@ pub(super) fn collect(
         } else {
             let started = Instant::now();
             let rows = part_rows(settings, &result);
-            writes.start(io, &settled.state, claims, &result, rows, cancel);
+            writes.add(&result, rows);
             c.write += started.elapsed().as_secs_f64();
             c.mini_batches += 1;
             progress.mini_batches_done += 1;
@@ -95,6 +110,7 @@ pub(super) fn collect(
         }
     }
     let started = Instant::now();
+    writes.flush();
     c.write_error = io.block_on(writes.finish());
     c.write += started.elapsed().as_secs_f64();
     c
@@ -103,33 +119,59 @@ pub(super) fn collect(
 /// Parts being written, a few at a time: one request each, which on a remote store takes tens
 /// of milliseconds, so they go side by side while the collector takes the next results (and
 /// the collector waits when [`PARTS_IN_FLIGHT`] are under way).
+///
+/// A process scoring a job alone keeps its finished mini-batches a moment ([`GATHER_FOR`], or
+/// until they hold [`GATHER_BYTES`]) and writes each run of consecutive ones as one part: an
+/// object costs about a millisecond to create even on a local disk, which a job of many tiny
+/// mini-batches would otherwise pay for each. What is kept is lost if the process is killed,
+/// and a resumed job scores it again.
 struct PartWrites {
+    io: tokio::runtime::Handle,
+    state: Arc<JobState>,
+    claims: Arc<Claims>,
+    cancel: Arc<AtomicBool>,
+    gather: bool,
+    /// Encoded parts not yet written, by mini-batch, with their failed items.
+    kept: BTreeMap<usize, (Bytes, u64)>,
+    kept_bytes: usize,
+    kept_since: Option<Instant>,
     slots: Arc<tokio::sync::Semaphore>,
     error: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 const PARTS_IN_FLIGHT: u32 = 8;
+/// How long a process alone keeps a finished mini-batch before writing it (with the others
+/// kept by then).
+const GATHER_FOR: Duration = Duration::from_millis(500);
+/// How many encoded bytes it keeps at most before writing them.
+const GATHER_BYTES: usize = 4 << 20;
 
 impl PartWrites {
-    fn new() -> PartWrites {
+    fn new(
+        io: &tokio::runtime::Runtime,
+        state: &Arc<JobState>,
+        claims: &Arc<Claims>,
+        cancel: &Arc<AtomicBool>,
+        gather: bool,
+    ) -> PartWrites {
         PartWrites {
+            io: io.handle().clone(),
+            state: state.clone(),
+            claims: claims.clone(),
+            cancel: cancel.clone(),
+            gather,
+            kept: BTreeMap::new(),
+            kept_bytes: 0,
+            kept_since: None,
             slots: Arc::new(tokio::sync::Semaphore::new(PARTS_IN_FLIGHT as usize)),
             error: Arc::new(std::sync::Mutex::new(None)),
         }
     }
 
-    /// Encodes the part here and writes it on `io`; a failed write stops the job.
-    fn start(
-        &self,
-        io: &tokio::runtime::Runtime,
-        state: &Arc<JobState>,
-        claims: &Arc<Claims>,
-        r: &MbResult,
-        rows: Result<Option<Rows>, String>,
-        cancel: &Arc<AtomicBool>,
-    ) {
-        let (id, failed_items) = (r.id, r.record.failed_items);
-        let mut meta = part_meta(state, r);
+    /// Encodes the mini-batch's part here, then writes it (or keeps it, see [`PartWrites`]); a
+    /// failed write stops the job.
+    fn add(&mut self, r: &MbResult, rows: Result<Option<Rows>, String>) {
+        let mut meta = part_meta(&self.state, r);
         let encoded = rows.and_then(|rows| {
             if let Some(Rows::Csv((_, header))) = &rows {
                 meta.csv_header = Some(*header);
@@ -138,13 +180,48 @@ impl PartWrites {
         });
         let bytes = match encoded {
             Ok(b) => b,
-            Err(e) => return self.fail(format!("cannot encode mini-batch {id}: {e}"), cancel),
+            Err(e) => return self.fail(format!("cannot encode mini-batch {}: {e}", r.id)),
         };
-        let permit = io.block_on(self.slots.clone().acquire_owned()).expect("never closed");
-        let (state, claims, error, cancel) = (state.clone(), claims.clone(), self.error.clone(), cancel.clone());
-        io.spawn(async move {
-            match write_part(&state, id, failed_items, bytes).await {
-                Ok(by_me) => claims.done(id, by_me),
+        self.kept_bytes += bytes.len();
+        self.kept.insert(r.id, (bytes, r.record.failed_items));
+        self.kept_since.get_or_insert_with(Instant::now);
+        if !self.gather || self.kept_bytes >= GATHER_BYTES || self.due_in() == Some(Duration::ZERO) {
+            self.flush();
+        }
+    }
+
+    /// How long until the kept mini-batches are due to be written; `None` when none are kept.
+    fn due_in(&self) -> Option<Duration> {
+        self.kept_since.map(|since| GATHER_FOR.saturating_sub(since.elapsed()))
+    }
+
+    /// Writes what is kept: each run of consecutive mini-batches as one part.
+    fn flush(&mut self) {
+        let mut kept = std::mem::take(&mut self.kept).into_iter().peekable();
+        (self.kept_bytes, self.kept_since) = (0, None);
+        while let Some((first, part)) = kept.next() {
+            let mut run = vec![part];
+            while let Some((next, _)) = kept.peek()
+                && *next == first + run.len()
+            {
+                run.push(kept.next().expect("peeked").1);
+            }
+            self.write((first, first + run.len() - 1), run);
+        }
+    }
+
+    fn write(&self, range: (usize, usize), run: Vec<(Bytes, u64)>) {
+        let failed: Vec<(usize, u64)> = (range.0..).zip(run.iter().map(|(_, f)| *f)).filter(|(_, f)| *f > 0).collect();
+        let bytes = match run.len() {
+            1 => run.into_iter().next().expect("one").0,
+            _ => crate::engine::state::part::encode_run(&run.into_iter().map(|(b, _)| b).collect::<Vec<_>>()),
+        };
+        let permit = self.io.block_on(self.slots.clone().acquire_owned()).expect("never closed");
+        let (state, claims, error, cancel) =
+            (self.state.clone(), self.claims.clone(), self.error.clone(), self.cancel.clone());
+        self.io.spawn(async move {
+            match write_part(&state, range, &failed, bytes).await {
+                Ok(by_me) => (range.0..=range.1).for_each(|mb| claims.done(mb, by_me)),
                 Err(e) => {
                     error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
                     cancel.store(true, Ordering::Relaxed);
@@ -154,9 +231,9 @@ impl PartWrites {
         });
     }
 
-    fn fail(&self, e: String, cancel: &AtomicBool) {
+    fn fail(&self, e: String) {
         self.error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
-        cancel.store(true, Ordering::Relaxed);
+        self.cancel.store(true, Ordering::Relaxed);
     }
 
     /// Waits for every write; the first error, if one failed.
@@ -222,15 +299,23 @@ fn part_meta(state: &JobState, r: &MbResult) -> PartMeta {
     }
 }
 
-/// Writes one mini-batch's part (and, when items failed, its `failed/` marker). Returns
-/// whether this process's part is the one kept (another process may have written it first).
-async fn write_part(state: &JobState, id: usize, failed_items: u64, bytes: Bytes) -> Result<bool, String> {
+/// Writes the part of mini-batches `range` (and, for those with failed items, their `failed/`
+/// markers). Returns whether this process's part is the one kept (another process may have
+/// written it first).
+async fn write_part(
+    state: &JobState,
+    range: (usize, usize),
+    failed: &[(usize, u64)],
+    bytes: Bytes,
+) -> Result<bool, String> {
     let hint = |e: &dyn std::fmt::Display| crate::storage::io_hint(&e.to_string());
-    let mine = state.create(&JobState::part_name(id), bytes).await.map_err(|e| hint(&e))?;
+    let mine = state.create(&JobState::run_name(range), bytes).await.map_err(|e| hint(&e))?;
     if !mine {
-        tracing::debug!("mini-batch {id}: another process wrote its part first; this one is dropped");
-    } else if failed_items > 0 {
-        state.create(&JobState::failed_name(id, failed_items), Bytes::new()).await.map_err(|e| hint(&e))?;
+        tracing::debug!("mini-batches {range:?}: another process wrote their part first; this one is dropped");
+        return Ok(false);
     }
-    Ok(mine)
+    for &(mb, items) in failed {
+        state.create(&JobState::failed_name(mb, items), Bytes::new()).await.map_err(|e| hint(&e))?;
+    }
+    Ok(true)
 }

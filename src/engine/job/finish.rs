@@ -138,16 +138,16 @@ fn stopped_by(io: &tokio::runtime::Runtime, e: &Ending, state: &JobState) -> Opt
 fn publish(io: &tokio::runtime::Runtime, mut e: Ending, mut job_error: Option<String>) -> JobOutcome {
     let commit_started = Instant::now();
     let state = e.settled.state.clone();
-    let parts = match io.block_on(state.view()) {
-        Ok(v) => v.parts,
+    let objects = match io.block_on(state.view()) {
+        Ok(v) => v.objects,
         Err(err) => {
             job_error.get_or_insert_with(|| format!("cannot list {}: {err}", state.display("parts")));
-            e.settled.prior.parts.clone()
+            e.settled.prior.objects.clone()
         }
     };
     let with_predictions = job_error.is_none() && e.settings.output_action == OutputAction::AppendRow;
     let assembling = Instant::now();
-    let mut a = assemble(io, &e.settings, &e.job, &state, (&parts, &e.collected.stopped), with_predictions);
+    let mut a = assemble(io, &e.settings, &e.job, &state, (&objects, &e.collected.stopped), with_predictions);
     a.timings.assemble = assembling.elapsed().as_secs_f64();
     a.counts.mini_batches_resumed = e.settled.prior.parts.len() as u64;
     a.counts.model_calls = e.joined.model_calls;

@@ -313,8 +313,10 @@ async fn staging_areas(
         jobs.push(StagingJob {
             parts: mine
                 .iter()
-                .filter(|(_, r)| r.starts_with(&format!("{prefix}parts/")) && r.ends_with(".part"))
-                .count(),
+                .filter_map(|(_, r)| r.strip_prefix(&format!("{prefix}parts/")))
+                .filter_map(crate::engine::state::part_range)
+                .map(|(first, last)| last - first + 1)
+                .sum(),
             objects: mine.len(),
             bytes: mine.iter().map(|(m, _)| m.size).sum(),
             last_activity: last.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),

@@ -6,6 +6,7 @@
 //! <output>/_staging/<job id>/owners/<process>.json  each process taking part; rewritten as its heartbeat
 //! <output>/_staging/<job id>/leases/<mb>/<n>        the n-th lease of mini-batch <mb>: whose it is (create-only)
 //! <output>/_staging/<job id>/parts/<mb>.part        a scored mini-batch: its record and rows ([`part`]), create-only
+//! <output>/_staging/<job id>/parts/<a>-<b>.part     mini-batches a to b, scored by a process alone, in one object
 //! <output>/_staging/<job id>/failed/<mb>-<items>    beside a part with failed items: the job-wide threshold
 //! <output>/_staging/<job id>/assembly/<n>         who assembles the output (as a lease)
 //! <output>/_staging/<job id>/stop.json              the job was stopped (threshold, Ctrl-C, cancel): why
@@ -45,7 +46,10 @@ pub struct JobState {
 #[derive(Debug, Default, Clone)]
 pub struct View {
     pub plan: bool,
+    /// The mini-batches that have a part.
     pub parts: BTreeSet<usize>,
+    /// The part objects: the first and last mini-batch each holds.
+    pub objects: BTreeSet<(usize, usize)>,
     /// Each mini-batch's newest lease number.
     pub leases: BTreeMap<usize, u32>,
     /// When each process last wrote its heartbeat (the store's clock).
@@ -70,6 +74,15 @@ pub struct Stop {
     pub reason: String,
     pub by: String,
     pub at: String,
+}
+
+/// The first and last mini-batch a part object holds, from its file name
+/// (`<mb>.part` or `<first>-<last>.part`); `None` for anything else.
+pub fn part_range(file_name: &str) -> Option<(usize, usize)> {
+    let stem = file_name.strip_suffix(".part")?;
+    let (first, last) = stem.split_once('-').unwrap_or((stem, stem));
+    let (first, last) = (first.parse().ok()?, last.parse().ok()?);
+    (first <= last).then_some((first, last))
 }
 
 /// A name for this process, unique among a job's processes.
@@ -131,8 +144,9 @@ impl JobState {
                     }
                 }
                 ["parts", name] => {
-                    if let Some(mb) = name.strip_suffix(".part").and_then(|n| n.parse().ok()) {
-                        view.parts.insert(mb);
+                    if let Some((first, last)) = part_range(name) {
+                        view.parts.extend(first..=last);
+                        view.objects.insert((first, last));
                     }
                 }
                 ["leases", mb, n] => {
@@ -201,6 +215,11 @@ impl JobState {
         format!("parts/{mb:08}.part")
     }
 
+    /// The part object of mini-batches `first` to `last`.
+    pub fn run_name((first, last): (usize, usize)) -> String {
+        if first == last { Self::part_name(first) } else { format!("parts/{first:08}-{last:08}.part") }
+    }
+
     pub fn lease_name(mb: usize, n: u32) -> String {
         format!("leases/{mb:08}/{n:04}")
     }
@@ -240,5 +259,22 @@ impl JobState {
     /// Why the job stopped, when it did.
     pub async fn stop_reason(&self) -> Option<Stop> {
         serde_json::from_slice(&self.read("stop.json").await.ok()?).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_names_read_back_as_their_mini_batches() {
+        for range in [(0, 0), (7, 7), (3, 41), (99_999_999, 100_000_000)] {
+            let name = JobState::run_name(range);
+            assert_eq!(part_range(name.strip_prefix("parts/").unwrap()), Some(range), "{name}");
+        }
+        assert_eq!(JobState::run_name((5, 5)), JobState::part_name(5));
+        for other in ["5", "5.part.tmp", "x.part", "9-3.part", "-3.part", "3-.part", "1-2-3.part"] {
+            assert_eq!(part_range(other), None, "{other}");
+        }
     }
 }

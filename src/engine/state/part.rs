@@ -1,7 +1,11 @@
-//! A part: one scored mini-batch, as one object (`parts/<mb>.part`), written create-only.
+//! A part: scored mini-batches, as one object written create-only: one mini-batch
+//! (`parts/<mb>.part`), or a run of consecutive ones that a process scoring a job alone wrote
+//! together (`parts/<first>-<last>.part`), so that a job of many tiny mini-batches does not pay
+//! for an object per mini-batch.
 //!
 //! ```text
-//! "BSPART1\n" | u32 LE length | the record (JSON) | the rows (absent with no rows)
+//! one mini-batch:  "BSPART1\n" | u32 LE length | the record (JSON) | the rows (absent with no rows)
+//! a run:           "BSPARTS\n" | u32 LE count | count x u64 LE length | count x one mini-batch's part
 //! ```
 //!
 //! The record holds what the job's logs and counts need (the `mini_batches.csv` row, the failed
@@ -18,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::report::{FailureRecord, MiniBatchRecord};
 
 const MAGIC: &[u8; 8] = b"BSPART1\n";
+const RUN_MAGIC: &[u8; 8] = b"BSPARTS\n";
 
 /// What a part records beside its rows.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,6 +82,44 @@ pub fn encode(meta: &PartMeta, rows: Option<&Rows>) -> Result<Bytes, String> {
             Ok(w.into_inner().freeze())
         }
     }
+}
+
+/// Encodes a run of mini-batches' parts (each as [`encode`] made it) as one object.
+pub fn encode_run(parts: &[Bytes]) -> Bytes {
+    let len = parts.iter().map(|p| p.len() + 8).sum::<usize>() + RUN_MAGIC.len() + 4;
+    let mut out = BytesMut::with_capacity(len);
+    out.put_slice(RUN_MAGIC);
+    out.put_u32_le(parts.len() as u32);
+    for p in parts {
+        out.put_u64_le(p.len() as u64);
+    }
+    for p in parts {
+        out.put_slice(p);
+    }
+    out.freeze()
+}
+
+/// The mini-batches' parts an object holds: itself when it holds one, those of a run else;
+/// `what` names it in errors.
+pub fn split_run(bytes: &Bytes, what: &str) -> Result<Vec<Bytes>, String> {
+    if !bytes.starts_with(RUN_MAGIC) {
+        return Ok(vec![bytes.clone()]);
+    }
+    let bad = |why: &str| format!("{what} is not a readable part ({why}); remove the job's staging and run again");
+    let word = |at: usize, n: usize| bytes.get(at..at + n).ok_or_else(|| bad("it is cut short"));
+    let count = u32::from_le_bytes(word(RUN_MAGIC.len(), 4)?.try_into().expect("4 bytes")) as usize;
+    let mut at = RUN_MAGIC.len() + 4 + count.checked_mul(8).ok_or_else(|| bad("its count is too big"))?;
+    let mut parts = Vec::with_capacity(count.min(1 << 20));
+    for i in 0..count {
+        let len = u64::from_le_bytes(word(RUN_MAGIC.len() + 4 + 8 * i, 8)?.try_into().expect("8 bytes")) as usize;
+        word(at, len)?;
+        parts.push(bytes.slice(at..at + len));
+        at += len;
+    }
+    if at != bytes.len() {
+        return Err(bad("it holds more than its parts"));
+    }
+    Ok(parts)
 }
 
 /// Decodes a part; `what` names it in errors.
@@ -168,6 +211,17 @@ mod tests {
         let parquet = encode(&meta, Some(&Rows::Parquet(file.clone()))).unwrap();
         let Some(Rows::Parquet(f)) = decode(&parquet, "part 7").unwrap().1 else { panic!("parquet rows") };
         assert_eq!(f, file, "a Parquet part's file is kept as encoded");
+        let run = encode_run(&[bytes.clone(), empty.clone(), text.clone()]);
+        let split = split_run(&run, "parts 7-9").unwrap();
+        assert_eq!(split, vec![bytes.clone(), empty.clone(), text.clone()], "a run holds its parts as encoded");
+        assert_eq!(split_run(&bytes, "part 7").unwrap(), vec![bytes.clone()], "one part is a run of one");
+        for cut in [10, 14, 20, run.len() - 1] {
+            let e = split_run(&run.slice(..cut), "parts 7-9").unwrap_err();
+            assert!(e.contains("parts 7-9") && e.contains("cut short"), "{cut}: {e}");
+        }
+        let mut longer = run.to_vec();
+        longer.push(0);
+        assert!(split_run(&Bytes::from(longer), "p").unwrap_err().contains("more than its parts"));
         let e = decode(&bytes.slice(..20), "part 7").unwrap_err();
         assert!(e.contains("part 7") && e.contains("cut short"), "{e}");
         assert!(decode(&Bytes::from_static(b"hello"), "p").unwrap_err().contains("not a readable part"));
