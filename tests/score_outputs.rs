@@ -219,7 +219,7 @@ fn logs_of_a_clean_job() {
     // fit in their whole time.
     let t = &jr["timings_seconds"];
     let secs = |v: &Value, k: &str| v[k].as_f64().unwrap_or_else(|| panic!("timings_seconds.{k}: {t}"));
-    for k in ["wall", "plan", "read", "decode", "infer", "write", "commit"] {
+    for k in ["wall", "plan", "read", "decode", "infer", "encode", "write", "commit"] {
         assert!(secs(t, k) >= 0.0, "{k}: {t}");
     }
     let sessions = &t["sessions"];
@@ -232,7 +232,7 @@ fn logs_of_a_clean_job() {
         + secs(sessions, "waiting_for_input")
         + secs(sessions, "waiting_for_output");
     assert!(accounted <= alive * 1.01 + 0.001, "{t}");
-    assert!(["read", "decode", "infer", "write"].contains(&t["bound_by"].as_str().unwrap()), "{t}");
+    assert!(["read", "decode", "infer", "encode", "write"].contains(&t["bound_by"].as_str().unwrap()), "{t}");
     // 150 rows, 1024 per call: the two mini-batches make one call, or one each.
     assert!((1..=2).contains(&jr["counts"]["model_calls"].as_u64().unwrap()), "{}", jr["counts"]);
 

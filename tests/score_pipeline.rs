@@ -50,7 +50,7 @@ fn assert_thread_times(jr: &Value) {
     }
     let busy = secs(t, "decode") + secs(t, "infer");
     assert!(busy + waits <= alive * 1.01 + 0.01, "{t}");
-    assert!(["read", "decode", "infer", "write"].contains(&t["bound_by"].as_str().unwrap()), "{t}");
+    assert!(["read", "decode", "infer", "encode", "write"].contains(&t["bound_by"].as_str().unwrap()), "{t}");
 }
 
 #[test]

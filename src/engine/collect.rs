@@ -254,18 +254,10 @@ impl PredictionWriter {
         let werr = |e: &dyn std::fmt::Display| CollectError::Write(e.to_string());
         match self {
             PredictionWriter::Csv { upload, schema } => {
-                let mut buf = Vec::with_capacity(batch.num_rows() * 64);
-                {
-                    let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(&mut buf);
-                    if schema.is_none() {
-                        w.write_record(batch.schema().fields().iter().map(|f| f.name().as_str()))
-                            .map_err(|e| werr(&e))?;
-                        *schema = Some(batch.schema());
-                    }
-                    write_csv_rows(&mut w, batch).map_err(|e| werr(&e))?;
-                    w.flush().map_err(|e| werr(&e))?;
-                }
-                upload.write_all(&buf).await.map_err(|e| werr(&e))
+                let (text, header_len) = csv_bytes(batch)?;
+                let body = if schema.is_some() { &text[header_len..] } else { &text[..] };
+                schema.get_or_insert_with(|| batch.schema());
+                upload.write_all(body).await.map_err(|e| werr(&e))
             }
             PredictionWriter::Parquet(out) => out.write(batch).await.map_err(|e| werr(&e)),
         }
@@ -327,19 +319,10 @@ impl PredictionWriter {
 /// `batch` as CSV, its header line first: the bytes and the header's length. A mini-batch's
 /// rows are encoded once, where they are scored; the output is these bytes, one header kept.
 pub fn csv_bytes(batch: &RecordBatch) -> Result<(Vec<u8>, usize), CollectError> {
-    let werr = |e: &dyn std::fmt::Display| CollectError::Write(e.to_string());
     let mut buf = Vec::with_capacity(batch.num_rows() * 64);
-    let header_len;
-    {
-        let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(&mut buf);
-        w.write_record(batch.schema().fields().iter().map(|f| f.name().as_str())).map_err(|e| werr(&e))?;
-        w.flush().map_err(|e| werr(&e))?;
-        drop(w);
-        header_len = buf.len();
-        let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(&mut buf);
-        write_csv_rows(&mut w, batch).map_err(|e| werr(&e))?;
-        w.flush().map_err(|e| werr(&e))?;
-    }
+    crate::engine::csv_out::write_header(batch.schema().fields().iter().map(|f| f.name().as_str()), &mut buf);
+    let header_len = buf.len();
+    crate::engine::csv_out::write_rows(batch, &mut buf);
     Ok((buf, header_len))
 }
 
@@ -372,21 +355,6 @@ pub(crate) fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordB
         })
         .collect::<Result<Vec<_>, _>>()?;
     RecordBatch::try_new(schema.clone(), columns)
-}
-
-fn write_csv_rows<W: std::io::Write>(w: &mut csv::Writer<W>, batch: &RecordBatch) -> csv::Result<()> {
-    let mut record = csv::StringRecord::new();
-    let mut cell = String::new();
-    for r in 0..batch.num_rows() {
-        record.clear();
-        for col in batch.columns() {
-            cell.clear();
-            format_cell(col, r, &mut cell, false);
-            record.push_field(&cell);
-        }
-        w.write_record(&record)?;
-    }
-    Ok(())
 }
 
 /// Writes value `i` of `a` as CSV text (or as a JSON value when `json`).

@@ -29,6 +29,7 @@
 
 pub mod collect;
 pub mod commit;
+pub mod csv_out;
 pub mod gpu;
 pub mod infer;
 pub mod job;

@@ -105,6 +105,9 @@ pub struct StageTimings {
     pub read: f64,
     pub decode: f64,
     pub infer: f64,
+    /// Encoding the scored rows as the output stores them (CSV text, Parquet), summed over
+    /// mini-batches: on the sessions, side by side, after each model call.
+    pub encode: f64,
     /// Writing the parts of scored mini-batches (on the collector thread, while the sessions score).
     pub write: f64,
     /// Reading the parts back into the output, in order (see `assemble`).
@@ -163,8 +166,10 @@ impl StageTimings {
         } else if starved {
             // Sessions that decode their own input (no workers apart) wait only for bytes.
             if w.threads == 0 || w.share(w.waiting_for_input) >= WAITING_BOUND { "read" } else { "decode" }
-        } else if w.threads == 0 && self.decode > self.infer {
+        } else if w.threads == 0 && self.decode > self.infer.max(self.encode) {
             "decode"
+        } else if self.encode > self.infer {
+            "encode"
         } else {
             "infer"
         }

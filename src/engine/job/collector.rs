@@ -32,6 +32,8 @@ pub(super) struct Collected {
     pub items_failed: u64,
     /// Part writing, in seconds.
     pub write: f64,
+    /// The sessions' encoding of the rows, summed over mini-batches.
+    pub encode: f64,
     /// The error threshold was passed (this process saw it first).
     pub job_error: Option<String>,
     pub write_error: Option<String>,
@@ -82,8 +84,9 @@ pub(super) fn collect(
                 Err(flume::RecvTimeoutError::Disconnected) => None,
             },
         };
-        let Some(result) = next else { break };
+        let Some(mut result) = next else { break };
         c.items_failed += result.record.failed_items;
+        c.encode += result.encode;
         let t = tally.add(&result.outcomes);
         progress.files_done += t.scored + t.failed + t.empty.len() as u64;
         progress.rows_scored += result.rows_scored;
@@ -92,8 +95,7 @@ pub(super) fn collect(
             c.stopped.insert(result.id);
         } else {
             let started = Instant::now();
-            let rows = part_rows(settings, &result);
-            writes.add(&result, rows);
+            writes.add(&mut result);
             c.write += started.elapsed().as_secs_f64();
             c.mini_batches += 1;
             progress.mini_batches_done += 1;
@@ -168,19 +170,21 @@ impl PartWrites {
         }
     }
 
-    /// Encodes the mini-batch's part here, then writes it (or keeps it, see [`PartWrites`]); a
-    /// failed write stops the job.
-    fn add(&mut self, r: &MbResult, rows: Result<Option<Rows>, String>) {
+    /// Makes the mini-batch's part (its rows were encoded by its session), then writes it (or
+    /// keeps it, see [`PartWrites`]); a part that cannot be made stops the job.
+    fn add(&mut self, r: &mut MbResult) {
         let mut meta = part_meta(&self.state, r);
-        let encoded = rows.and_then(|rows| {
-            if let Some(Rows::Csv((_, header))) = &rows {
-                meta.csv_header = Some(*header);
-            }
-            encode(&meta, rows.map(|r| r.into_part()).as_ref())
+        let encoded = std::mem::replace(&mut r.rows, Ok(None)).and_then(|rows| {
+            let rows = rows.map(|rows| {
+                let (rows, csv_header) = rows.into_part();
+                meta.csv_header = csv_header;
+                rows
+            });
+            encode(&meta, rows.as_ref()).map_err(|e| format!("cannot encode mini-batch {}: {e}", r.id))
         });
         let bytes = match encoded {
             Ok(b) => b,
-            Err(e) => return self.fail(format!("cannot encode mini-batch {}: {e}", r.id)),
+            Err(e) => return self.fail(e),
         };
         self.kept_bytes += bytes.len();
         self.kept.insert(r.id, (bytes, r.record.failed_items));
@@ -240,42 +244,6 @@ impl PartWrites {
     async fn finish(self) -> Option<String> {
         let _all = self.slots.acquire_many(PARTS_IN_FLIGHT).await.expect("never closed");
         self.error.lock().unwrap_or_else(|p| p.into_inner()).take()
-    }
-}
-
-/// A part's rows as they are stored: none for summary_only (no predictions are published);
-/// CSV text for a CSV output, encoded here on the collector thread while the sessions score
-/// (the assembly only concatenates); for Parquet, Arrow, or a Parquet file for a big part
-/// (encoded here too: the assembly copies its row groups).
-fn part_rows(settings: &crate::engine::settings::Settings, r: &MbResult) -> Result<Option<Rows>, String> {
-    use crate::engine::settings::{OutputAction, OutputFormat};
-    let Some(rows) = r.rows.as_ref().filter(|_| settings.output_action == OutputAction::AppendRow) else {
-        return Ok(None);
-    };
-    Ok(Some(match settings.output_format {
-        OutputFormat::Csv => Rows::Csv(crate::engine::collect::csv_bytes(rows).map_err(|e| e.to_string())?),
-        OutputFormat::Parquet if crate::engine::parquet_out::splices(rows) => {
-            Rows::Parquet(crate::engine::parquet_out::encode_part(rows)?)
-        }
-        OutputFormat::Parquet => Rows::Arrow(rows.clone()),
-    }))
-}
-
-/// Rows on their way into a part.
-enum Rows {
-    Arrow(arrow::array::RecordBatch),
-    Parquet(Vec<u8>),
-    /// CSV text and the length of its header line.
-    Csv((Vec<u8>, usize)),
-}
-
-impl Rows {
-    fn into_part(self) -> crate::engine::state::part::Rows {
-        match self {
-            Rows::Arrow(b) => crate::engine::state::part::Rows::Arrow(b),
-            Rows::Parquet(file) => crate::engine::state::part::Rows::Parquet(Bytes::from(file)),
-            Rows::Csv((text, _)) => crate::engine::state::part::Rows::Csv(Bytes::from(text)),
-        }
     }
 }
 

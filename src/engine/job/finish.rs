@@ -186,6 +186,7 @@ fn publish(io: &tokio::runtime::Runtime, mut e: Ending, mut job_error: Option<St
     timings.commit = commit_started.elapsed().as_secs_f64();
     let mut result = result(&mut e, &a, job_error, predictions_url, lost_race);
     timings.write = e.collected.write;
+    timings.encode = e.collected.encode;
     timings.plan = e.job.plan_seconds;
     timings.workers.add(&e.joined.workers);
     timings.sessions.add(&e.joined.sessions);

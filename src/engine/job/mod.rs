@@ -8,6 +8,7 @@
 //!   timeouts and narrowing, and account for every item.
 //! - `resume`: which job a run is, new or continued, from the plan recorded in the store (see
 //!   [`crate::engine::state`]).
+//! - `encode`: a mini-batch's output rows encoded for its part on the session that scored it.
 //! - `collector`: results in, each written as its mini-batch's part; the error threshold.
 //! - `assemble` and `finish`: the parts in order into the output, the commit (see
 //!   [`crate::engine::commit`]) and the job report; for a job of several processes, who
@@ -18,6 +19,7 @@
 mod assemble;
 mod collector;
 mod control;
+mod encode;
 mod error;
 mod finish;
 mod pipeline;

@@ -496,7 +496,14 @@ fn run_session(
                 let why = panic_text(&panic);
                 ids.iter().map(|id| crashed_result(shared, *id, &why)).collect()
             });
-        for result in results {
+        for mut result in results {
+            // Encoded here, on every session side by side, not on the collector's one thread.
+            let t = Instant::now();
+            let id = result.id;
+            result.rows = std::mem::replace(&mut result.rows, Ok(None))
+                .and_then(|rows| super::encode::encode_rows(&shared.settings, rows))
+                .map_err(|e| format!("cannot encode mini-batch {id}: {e}"));
+            result.encode = t.elapsed().as_secs_f64();
             let t = Instant::now();
             if tx.send(result).is_err() {
                 break 'work;

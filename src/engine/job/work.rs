@@ -36,7 +36,11 @@ pub(super) struct Shared {
 /// What a worker reports for one mini-batch.
 pub(super) struct MbResult {
     pub id: usize,
-    pub rows: Option<arrow::array::RecordBatch>,
+    /// The output rows: as scored, then encoded for the part by the session that scored them
+    /// ([`super::encode`]); an error when they could not be.
+    pub rows: Result<Option<super::encode::PartRows>, String>,
+    /// Seconds spent encoding the rows.
+    pub encode: f64,
     pub record: MiniBatchRecord,
     pub failures: Vec<FailureRecord>,
     /// For each item, in order: its file and what became of it. Files are counted from these
@@ -391,7 +395,8 @@ fn finish_result(shared: &Shared, p: Batch, attempts: u32, started: Instant) -> 
             failed_items: items_failed,
             error: first_error,
         },
-        rows,
+        rows: Ok(rows.map(super::encode::PartRows::Arrow)),
+        encode: 0.0,
         failures,
         outcomes,
         notes,
@@ -602,7 +607,8 @@ pub(super) fn crashed_result(shared: &Shared, id: usize, reason: &str) -> MbResu
         .collect();
     MbResult {
         id,
-        rows: None,
+        rows: Ok(None),
+        encode: 0.0,
         record: MiniBatchRecord {
             id,
             files: plan.mini_batch_label(id),
