@@ -1,7 +1,7 @@
 """batchscore against the alternatives people use for batch inference: runs each workload through
 each contender, checks what each one wrote, and reports throughput, wall time and peak memory.
 
-    harness.py [--scale full|small] [--only W1-gbdt,W1-linear,W2-cnn] [--contenders abcd]
+    harness.py [--scale full|small] [--only W1-gbdt,W1-linear,W2-cnn] [--contenders abcde]
                [--batchscore PATH] [--raw PATH] [--data DIR] [--results DIR] [--repeat N]
                [--update-benchmarks] [--keep-outputs]
     harness.py --from-results DIR [--update-benchmarks]    (render again, run nothing)
@@ -17,6 +17,8 @@ Contenders:
   (c) pool         pool_score.py: a multiprocessing Pool of 2 processes, Azure ML parallel-run
                    style (init/run, mini-batches of 10 files, one appended Parquet file)
   (d) ray          ray_score.py: Ray Data on a local cluster, 2 predictor actors (1 thread each)
+  (e) daft         daft_score.py: Daft's native runner, a @daft.cls model class with
+                   max_concurrency=2 and a @daft.method.batch method (1 thread each)
 
 Fairness: every contender gets the same model file, the same inputs, 2 ONNX Runtime sessions
 with 1 intra-op and 1 inter-op thread each (the machine's 2 cores), the same rows/images per model
@@ -35,7 +37,7 @@ sum over the process and all its descendants of PSS (proportional set size from
 /proc/PID/smaps_rollup, RSS where that is unreadable) with shared memory counted once: private
 PSS (PSS minus Pss_Shmem) plus the larger of the tree's Pss_Shmem and the growth of /dev/shm's
 used bytes since the run started (where Ray's object store lives). Processes of the tree that
-outlive it (a daemon left behind) are reported and stopped. The predictions of (c) and (d) are
+outlive it (a daemon left behind) are reported and stopped. The predictions of (c), (d) and (e) are
 compared with (a)'s: the largest absolute difference of any probability is reported.
 
 Writes RESULTS/results.json, RESULTS/report.md (the BENCHMARKS.md section) and
@@ -87,6 +89,7 @@ CONTENDERS = {
     "b": "raw ORT limit",
     "c": "Python Pool (Azure parallel-run style)",
     "d": "Ray Data",
+    "e": "Daft",
 }
 BEGIN, END = "<!-- compare:begin -->", "<!-- compare:end -->"
 
@@ -353,7 +356,10 @@ def probabilities_by_key(table, kind):
     if isinstance(col.type, pa.BaseExtensionType):
         col = col.storage
     values = pc.list_flatten(col).to_numpy(zero_copy_only=False)
-    return table.column(key), values.reshape(len(table), -1)
+    keys = table.column(key)
+    if pa.types.is_large_string(keys.type):  # Daft writes strings as large_string
+        keys = keys.cast(pa.string())
+    return keys, values.reshape(len(table), -1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -381,12 +387,14 @@ def command(c, args, wl, model, data_dir, out_dir):
         else:
             cmd += ["--image-size", str(IMAGE_SIZE)]
         return cmd
-    script = {"c": "pool_score.py", "d": "ray_score.py"}[c]
+    script = {"c": "pool_score.py", "d": "ray_score.py", "e": "daft_score.py"}[c]
     cmd = [PY, os.path.join(HERE, script), "--model", model, "--input", data_dir,
            "--output", out_dir, "--workers", str(WORKERS), "--kind", kind, "--batch-size", batch,
            "--image-size", str(IMAGE_SIZE)]
     if c == "c":
         cmd += ["--mini-batch-files", "10"]
+    elif c == "e":
+        pass
     else:
         cmd += ["--cluster-cpus", str(2 * WORKERS), "--actor-cpus", "1", "--read-cpus", "1",
                 "--write-cpus", "1"]
@@ -642,12 +650,16 @@ def report_markdown(res, plot_rel):
         "- (d) **Ray Data**: `benches/compare/ray_score.py`: a local Ray cluster, "
         "`read_parquet` / `read_images`, `map_batches` with 2 predictor actors, "
         "`write_parquet` (settings in the notes below).",
+        "- (e) **Daft**: `benches/compare/daft_score.py`: Daft's native runner as its docs show "
+        "batch inference: `read_parquet` / `from_glob_path` + `download().decode_image().resize()`, "
+        "a `@daft.cls(max_concurrency=2)` model class whose `@daft.method.batch` method runs the "
+        "session and returns Arrow arrays, `write_parquet`.",
         "",
-        "Items/s is items / wall time of the whole process for (a), (c), (d) (start-up included: "
+        "Items/s is items / wall time of the whole process for (a), (c), (d), (e) (start-up included: "
         "what a user pays) and items / timed model seconds for (b); \"excl. start-up\" divides by "
         "the time the tool itself reports after its start-up (batchscore's job wall from "
-        "`logs/job_result.json`; for (c) and (d) the time after the workers' sessions (c) or the "
-        "Ray cluster (d) were up). Peak memory is the largest sum, sampled every 0.1 s (less often "
+        "`logs/job_result.json`; for (c), (d) and (e) the time after the workers' sessions (c), "
+        "the Ray cluster (d) or Daft's import (e) were up). Peak memory is the largest sum, sampled every 0.1 s (less often "
         "where a sample would take more than 5% of a core), of the PSS of the process and all "
         "its descendants, shared memory counted once (private PSS plus "
         "the larger of the tree's shared-memory PSS and the growth of /dev/shm, where Ray keeps "
@@ -724,14 +736,14 @@ def report_markdown(res, plot_rel):
         "batchscore's throughput (whole job) divided by each alternative's (above 1: batchscore "
         "is faster; a/b is the fraction of the raw model-call ceiling that batchscore reaches).",
         "",
-        "| workload | a/b | a/c | a/d |",
-        "|---|---|---|---|",
+        "| workload | a/b | a/c | a/d | a/e |",
+        "|---|---|---|---|---|",
     ]
     for wl_name, wl in res["workloads"].items():
         s = wl["contenders"]
         a = s.get("a", {}).get("items_per_second") if s.get("a", {}).get("ok") else None
         cells = []
-        for c in "bcd":
+        for c in "bcde":
             x = s.get(c)
             cells.append(fmt_ratio(a, x["items_per_second"]) if x and x["ok"] else "-")
         lines.append(f"| {wl_name} | " + " | ".join(cells) + " |")
@@ -750,7 +762,7 @@ def plot(res, path):
 
     names = list(res["workloads"])
     xs = np.arange(len(names))
-    colors = {"a": "#1f77b4", "b": "#7f7f7f", "c": "#ff7f0e", "d": "#2ca02c"}
+    colors = {"a": "#1f77b4", "b": "#7f7f7f", "c": "#ff7f0e", "d": "#2ca02c", "e": "#9467bd"}
 
     def figures(c):
         out = []
@@ -838,7 +850,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--scale", choices=["full", "small"], default="full")
     p.add_argument("--only", help="comma-separated workloads: " + ",".join(WORKLOADS))
-    p.add_argument("--contenders", default="abcd", help="which of a, b, c, d to run [abcd]")
+    p.add_argument("--contenders", default="abcde", help="which of a, b, c, d, e to run [abcde]")
     p.add_argument("--batchscore", default="target/release/batchscore")
     p.add_argument("--raw", help="the raw-limit binary; without it (b) is shown as '-'")
     p.add_argument("--data", default="target/bench-data/compare")

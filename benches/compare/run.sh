@@ -6,7 +6,7 @@
 # batchscore and the raw-limit loop (benches/raw_limit.rs) in release mode, generates the
 # datasets and models from fixed seeds (once, into $BENCH_DATA), then runs every workload
 # through (a) batchscore, (b) the raw ONNX Runtime limit, (c) a Python multiprocessing pool
-# scoring script, (d) Ray Data, and rewrites the comparison section of BENCHMARKS.md and
+# scoring script, (d) Ray Data, (e) Daft, and rewrites the comparison section of BENCHMARKS.md and
 # BENCHMARKS-compare.png.
 #
 #   SCALE=small benches/compare/run.sh     a quick run on small data (does not touch BENCHMARKS.md)

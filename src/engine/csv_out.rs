@@ -54,7 +54,7 @@ enum Column<'a> {
     F64(&'a PrimitiveArray<t::Float64Type>),
     Int(&'a ArrayRef, fn(&ArrayRef, usize, &mut Vec<u8>)),
     Utf8(&'a arrow::array::StringArray),
-    /// A list of 32- or 64-bit floats: `[v,v,...]`, always quoted (it holds commas).
+    /// A list of 32- or 64-bit floats: `[v,v,...]`, quoted when it holds two values or more.
     FloatList(&'a GenericListArray<i32>, FloatValues<'a>),
     /// Anything else, through [`format_cell`].
     Other(&'a ArrayRef),
