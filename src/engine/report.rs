@@ -282,5 +282,15 @@ mod tests {
         assert_eq!(t(times(10.0, 0.5, 2.0), times(10.0, 3.0, 5.0)).bounding_stage(), "write");
         assert_eq!(t(times(10.0, 0.5, 2.0), times(10.0, 5.0, 3.0)).bounding_stage(), "decode");
         assert_eq!(StageTimings::default().bounding_stage(), "infer");
+        // Sessions busy and neither waiting: the larger of their own stages.
+        let busy = |decode, infer, encode| StageTimings {
+            decode,
+            infer,
+            encode,
+            ..t(ThreadTimes::default(), times(10.0, 0.5, 0.5))
+        };
+        assert_eq!(busy(3.0, 1.0, 2.0).bounding_stage(), "decode");
+        assert_eq!(busy(1.0, 1.0, 2.0).bounding_stage(), "encode", "encoding the output rows");
+        assert_eq!(busy(1.0, 3.0, 2.0).bounding_stage(), "infer");
     }
 }
