@@ -28,23 +28,9 @@ every worker had its session open, "workers": N, "batch_size": B}.
 
 import time
 
+from started import process_start
 
-def _process_start():
-    """When this process started (interpreter start-up included), as a time.time() value:
-    now minus the process's age from /proc (clock ticks since boot vs /proc/uptime)."""
-    try:
-        with open("/proc/self/stat") as f:
-            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/uptime") as f:
-            uptime = float(f.read().split()[0])
-        import os
-
-        return time.time() - max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK"))
-    except (OSError, ValueError, IndexError):
-        return time.time()
-
-
-T_START = _process_start()
+T_START = process_start()
 
 import argparse  # noqa: E402
 import json  # noqa: E402

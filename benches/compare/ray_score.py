@@ -44,22 +44,9 @@ returned, ...}. Shuts Ray down before it exits.
 
 import time
 
+from started import process_start
 
-def _process_start():
-    """When this process started, as a time.time() value (its age from /proc)."""
-    try:
-        with open("/proc/self/stat") as f:
-            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/uptime") as f:
-            uptime = float(f.read().split()[0])
-        import os
-
-        return time.time() - max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK"))
-    except (OSError, ValueError, IndexError):
-        return time.time()
-
-
-T_START = _process_start()
+T_START = process_start()
 
 import argparse  # noqa: E402
 import glob  # noqa: E402
