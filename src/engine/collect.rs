@@ -254,7 +254,7 @@ impl PredictionWriter {
         let werr = |e: &dyn std::fmt::Display| CollectError::Write(e.to_string());
         match self {
             PredictionWriter::Csv { upload, schema } => {
-                let (text, header_len) = csv_bytes(batch)?;
+                let (text, header_len) = csv_bytes(batch);
                 let body = if schema.is_some() { &text[header_len..] } else { &text[..] };
                 schema.get_or_insert_with(|| batch.schema());
                 upload.write_all(body).await.map_err(|e| werr(&e))
@@ -318,12 +318,12 @@ impl PredictionWriter {
 
 /// `batch` as CSV, its header line first: the bytes and the header's length. A mini-batch's
 /// rows are encoded once, where they are scored; the output is these bytes, one header kept.
-pub fn csv_bytes(batch: &RecordBatch) -> Result<(Vec<u8>, usize), CollectError> {
+pub fn csv_bytes(batch: &RecordBatch) -> (Vec<u8>, usize) {
     let mut buf = Vec::with_capacity(batch.num_rows() * 64);
     crate::engine::csv_out::write_header(batch.schema().fields().iter().map(|f| f.name().as_str()), &mut buf);
     let header_len = buf.len();
     crate::engine::csv_out::write_rows(batch, &mut buf);
-    Ok((buf, header_len))
+    (buf, header_len)
 }
 
 /// Casts `batch` to `schema` (same column names), for pass-through columns typed differently.

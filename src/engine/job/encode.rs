@@ -43,7 +43,7 @@ pub(super) fn encode_rows(settings: &Settings, rows: Option<PartRows>) -> Result
     let Some(PartRows::Arrow(batch)) = rows else { return Ok(rows) };
     Ok(Some(match settings.output_format {
         OutputFormat::Csv => {
-            let (text, header) = crate::engine::collect::csv_bytes(&batch).map_err(|e| e.to_string())?;
+            let (text, header) = crate::engine::collect::csv_bytes(&batch);
             PartRows::Csv(text, header)
         }
         OutputFormat::Parquet if crate::engine::parquet_out::splices(&batch) => {
