@@ -1,10 +1,23 @@
 #!/usr/bin/env bash
-# Installs what batchscore needs at run time beside Rust: the ONNX Runtime library, from PyPI's
-# onnxruntime wheel, into .venv/ (where the binary looks for it). Idempotent: a second run
-# returns at once. Only the wheel itself is installed (--no-deps): the shared library needs
-# nothing but libc and libstdc++.
+# Installs what batchscore needs beside Rust:
+# - to build: cmake and nasm, which build the bundled libjpeg-turbo with its SIMD code (the
+#   turbojpeg crate); from apt-get when missing and this runs as root, else it says what to
+#   install;
+# - to run: the ONNX Runtime library, from PyPI's onnxruntime wheel, into .venv/ (where the
+#   binary looks for it). Only the wheel itself is installed (--no-deps): the shared library
+#   needs nothing but libc and libstdc++.
+# Idempotent: a second run returns at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if ! command -v cmake >/dev/null || ! command -v nasm >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake nasm; } >/dev/null ||
+      { echo "setup: apt-get install cmake nasm failed" >&2; exit 1; }
+  else
+    echo "setup: building batchscore needs cmake and nasm (libjpeg-turbo): sudo apt-get install cmake nasm" >&2
+    exit 1
+  fi
+fi
 ORT_VERSION=1.31.1
 PYTHON=${PYTHON:-python3}
 lib() { ls .venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.$ORT_VERSION 2>/dev/null | head -n1; }

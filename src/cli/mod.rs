@@ -191,6 +191,11 @@ pub struct ScoreArgs {
     /// Images with more pixels are refused, as PIL refuses decompression bombs [default: 178956970].
     #[arg(long, value_name = "N")]
     pub max_image_pixels: Option<String>,
+    /// scaled (a JPEG much larger than the model's input is decoded at 1/2, 1/4 or 1/8 of its
+    /// size, in the DCT domain, as PIL's Image.draft does: several times faster) or full (every
+    /// pixel decoded, then resized) [default: scaled].
+    #[arg(long, value_name = "MODE")]
+    pub jpeg_decode: Option<String>,
     /// A setting of the remote stores, KEY=VALUE, repeatable: object_store's keys such as
     /// aws_endpoint, aws_region, azure_storage_account_name, azure_storage_use_emulator, timeout.
     /// Credentials also come from AWS_*, AZURE_STORAGE_* and GOOGLE_* environment variables.
@@ -268,6 +273,7 @@ impl ScoreArgs {
             progress_interval: self.progress_interval.clone(),
             exif_orientation: self.exif_orientation.clone(),
             max_image_pixels: self.max_image_pixels.clone(),
+            jpeg_decode: self.jpeg_decode.clone(),
             csv_delimiter: self.csv_delimiter.clone(),
             decimal_mark: self.decimal_mark.clone(),
             allow_non_finite: self.allow_non_finite.then(|| "true".to_string()),

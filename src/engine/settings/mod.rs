@@ -206,6 +206,9 @@ pub struct ImageOptions {
     pub exif: ExifMode,
     /// Images with more pixels than this are refused (a decompression bomb guard, as PIL's).
     pub max_pixels: u64,
+    /// Whether a JPEG may be decoded at 1/2, 1/4 or 1/8 of its size when the model's input is
+    /// that much smaller (as PIL's `Image.draft`), rather than in full before resizing.
+    pub jpeg_scaled: bool,
 }
 
 impl Default for ImageOptions {
@@ -220,6 +223,7 @@ impl Default for ImageOptions {
             resize: None,
             exif: ExifMode::Apply,
             max_pixels: limits::DEFAULT_MAX_IMAGE_PIXELS,
+            jpeg_scaled: true,
         }
     }
 }
@@ -444,6 +448,8 @@ pub struct RawSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_image_pixels: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub jpeg_decode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub csv_delimiter: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decimal_mark: Option<String>,
@@ -633,6 +639,7 @@ impl RawSettings {
             storage_options,
             exif_orientation,
             max_image_pixels,
+            jpeg_decode,
             csv_delimiter,
             decimal_mark,
             allow_non_finite,

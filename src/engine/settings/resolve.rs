@@ -395,7 +395,22 @@ impl RawSettings {
                 }
             },
         };
-        Ok(ImageOptions { size, channels, scale, mean, std, layout, resize, exif, max_pixels })
+        let jpeg_scaled = match lower(&self.jpeg_decode) {
+            None => true,
+            Some(v) => match v.as_str() {
+                "scaled" => true,
+                "full" => false,
+                _ => {
+                    return Err(bad.err(
+                        "jpeg_decode",
+                        &v,
+                        "use scaled (decode at 1/2, 1/4 or 1/8 of the size when the model's input is that much smaller, \
+                         as PIL's Image.draft) or full (decode every pixel, then resize)",
+                    ));
+                }
+            },
+        };
+        Ok(ImageOptions { size, channels, scale, mean, std, layout, resize, exif, max_pixels, jpeg_scaled })
     }
 }
 
@@ -552,6 +567,19 @@ mod tests {
         let mut r = raw();
         r.error_threshold = Some("-2".into());
         assert!(r.resolve("flags").unwrap_err().to_string().contains("error_threshold"));
+    }
+
+    #[test]
+    fn jpeg_decode_is_scaled_unless_full_is_asked_for() {
+        assert!(raw().resolve("flags").unwrap().image.jpeg_scaled);
+        let r = RawSettings { jpeg_decode: Some("Full".into()), ..raw() };
+        assert!(!r.resolve("flags").unwrap().image.jpeg_scaled);
+        let r = RawSettings { jpeg_decode: Some("draft".into()), ..raw() };
+        let e = r.resolve("flags").unwrap_err().to_string();
+        assert!(
+            e.contains("jpeg_decode") && e.contains("\"draft\"") && e.contains("scaled") && e.contains("full"),
+            "{e}"
+        );
     }
 
     #[test]

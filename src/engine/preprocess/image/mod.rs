@@ -11,6 +11,7 @@
 //! pixels land in [0, 1]. A `uint8` input takes raw pixels.
 
 mod decode;
+mod turbo;
 
 pub use decode::{load, to_luma};
 
@@ -36,6 +37,8 @@ pub struct ImageSpec {
     pub dtype: ElemType,
     pub exif_orientation: ExifMode,
     pub max_pixels: u64,
+    /// JPEGs decoded at a fraction of their size when the target is that much smaller.
+    pub jpeg_scaled: bool,
 }
 
 fn dim(d: i64) -> Option<u32> {
@@ -219,12 +222,14 @@ impl ImageSpec {
             dtype: input.dtype,
             exif_orientation: opts.exif,
             max_pixels: opts.max_pixels,
+            jpeg_scaled: opts.jpeg_scaled,
         })
     }
 
     /// Decodes and preprocesses one image into one row.
     pub fn preprocess(&self, name: &str, bytes: &[u8]) -> Result<(Buffer, Vec<i64>), DecodeError> {
-        let img = load(name, bytes, self.exif_orientation, self.max_pixels)?;
+        let fit = self.size.filter(|_| self.jpeg_scaled);
+        let img = load(name, bytes, self.exif_orientation, self.max_pixels, fit)?;
         // The model's channels first, then the size: resizing works on 8-bit pixels.
         let img = match self.channels {
             1 => DynamicImage::ImageLuma8(to_luma(img)),
@@ -246,24 +251,25 @@ impl ImageSpec {
             };
             return Ok((Buffer::U8(out), row_shape));
         }
-        // Precompute per channel: value = pixel * a + b.
-        let a: Vec<f32> = self.std.iter().map(|s| self.scale / s).collect();
-        let b: Vec<f32> = self.mean.iter().zip(&self.std).map(|(m, s)| -m / s).collect();
-        let mut out = vec![0f32; pixels.len()];
+        // Per channel, the value of each of the 256 pixel levels: value = pixel * a + b.
+        let lut: Vec<[f32; 256]> = (0..c)
+            .map(|ch| {
+                let (a, b) = (self.scale / self.std[ch], -self.mean[ch] / self.std[ch]);
+                std::array::from_fn(|v| v as f32 * a + b)
+            })
+            .collect();
+        let mut out = Vec::with_capacity(pixels.len());
         match self.layout {
+            // Plane after plane: channel `ch` is every c-th pixel value from `ch`.
             Layout::Nchw => {
-                let plane = h * w;
-                for (i, px) in pixels.chunks_exact(c).enumerate() {
-                    for ch in 0..c {
-                        out[ch * plane + i] = f32::from(px[ch]) * a[ch] + b[ch];
-                    }
+                for (ch, lut) in lut.iter().enumerate() {
+                    out.extend(pixels.iter().skip(ch).step_by(c).map(|p| lut[usize::from(*p)]));
                 }
             }
             Layout::Nhwc | Layout::Flat => {
-                for (i, p) in pixels.iter().enumerate() {
-                    let ch = i % c;
-                    out[i] = f32::from(*p) * a[ch] + b[ch];
-                }
+                out.extend(
+                    pixels.chunks_exact(c).flat_map(|px| px.iter().zip(&lut).map(|(p, lut)| lut[usize::from(*p)])),
+                );
             }
         }
         Ok((Buffer::F32(out), row_shape))
@@ -368,6 +374,29 @@ mod tests {
         for (g, w) in v.iter().zip(want) {
             assert!((g - w).abs() < 1e-6, "{v:?}");
         }
+    }
+
+    #[test]
+    fn a_scaled_jpeg_decode_gives_the_full_decodes_pixels_within_jpeg_noise() {
+        // A smooth 400x240 photo-like JPEG for a 32x32 input: decoded at 1/4 (100x60).
+        let img = image::RgbImage::from_fn(400, 240, |x, y| {
+            image::Rgb([(x * 255 / 400) as u8, (y * 255 / 240) as u8, ((x + y) % 256) as u8 / 2])
+        });
+        let mut jpg = Vec::new();
+        DynamicImage::ImageRgb8(img).write_to(&mut std::io::Cursor::new(&mut jpg), image::ImageFormat::Jpeg).unwrap();
+        let run = |jpeg_scaled| {
+            let spec = spec_for(vec![-1, 3, 32, 32], ImageOptions { jpeg_scaled, ..Default::default() }).unwrap();
+            let (buf, shape) = spec.preprocess("p.jpg", &jpg).unwrap();
+            assert_eq!(shape, vec![3, 32, 32]);
+            let Buffer::F32(v) = buf else { panic!() };
+            v
+        };
+        let (scaled, full) = (run(true), run(false));
+        let diff: Vec<f32> = scaled.iter().zip(&full).map(|(a, b)| (a - b).abs()).collect();
+        let max = diff.iter().cloned().fold(0.0, f32::max);
+        let mean = diff.iter().sum::<f32>() / diff.len() as f32;
+        assert!(max < 12.0 / 255.0 && mean < 2.0 / 255.0, "max {max}, mean {mean}");
+        assert!(scaled != full, "the scaled path decodes differently (it ran)");
     }
 
     /// A 40x20 gray image: black quarters left and right, white in the middle half.
