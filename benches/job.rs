@@ -8,6 +8,13 @@
 //!   (row groups of 1000), both in `wine_tensor.onnx`'s 13 columns plus an `id` pass-through
 //!   column; one 8x8 digit PNG (`digits_mlp.onnx`'s flat [N, 64] input); one 320x240 RGB PNG
 //!   resized into an NCHW [N, 3, 224, 224] input with ImageNet mean/std.
+//! - `photos/*`: one photo after another decoded and resized into the NCHW [N, 3, 128, 128]
+//!   input of bench-compare's W2-cnn: the JPEGs of bench-compare's W2 images (`BATCHSCORE_
+//!   BENCH_PHOTOS`, default `target/bench-data/compare/small/w2`, made by `benches/compare/
+//!   gen_data.py`; the group is skipped when the folder is missing). Three paths: zune-jpeg's
+//!   full decode then the resize (the image crate, batchscore's JPEG path before libjpeg-turbo),
+//!   libjpeg-turbo's full decode (`--jpeg-decode full`) and its DCT-scaled decode (the
+//!   default). Throughput in photos per second of one core (one thread).
 //! - `model/*`: [`ModelRunner::run_rows`] (packing rows into calls, the ONNX Runtime call, and
 //!   the outputs into Arrow columns) on decoded rows, and the bare `Session::run` on a ready
 //!   tensor of the same rows for comparison. Sessions have 1 intra-op thread: what each of the
@@ -305,6 +312,68 @@ fn bench_decode(c: &mut Criterion, fx: &Fixture) {
     g.finish();
 }
 
+/// The JPEGs that `photos/*` decodes, or `None` (with a note) when there are none.
+fn bench_photos_files() -> Option<Vec<Bytes>> {
+    let dir = std::env::var_os("BATCHSCORE_BENCH_PHOTOS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/bench-data/compare/small/w2"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "jpg")).collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    if files.is_empty() {
+        eprintln!("photos/*: skipped, no .jpg files in {} (benches/compare/gen_data.py makes them)", dir.display());
+        return None;
+    }
+    Some(files.iter().map(|f| Bytes::from(std::fs::read(f).expect("photo"))).collect())
+}
+
+/// The JPEG path before libjpeg-turbo: the image crate's (zune-jpeg's) full decode, then the
+/// same bilinear resize and scaling to [0, 1] as batchscore's.
+fn zune_then_resize(bytes: &[u8], side: u32) -> Vec<f32> {
+    use fast_image_resize as fir;
+    let img = image::DynamicImage::ImageRgb8(image::load_from_memory(bytes).expect("jpeg").into_rgb8());
+    let mut dst = fir::images::Image::new(side, side, fir::PixelType::U8x3);
+    let opts = fir::ResizeOptions::new().resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Bilinear));
+    fir::Resizer::new().resize(&img, &mut dst, &opts).expect("resize");
+    let px = dst.into_vec();
+    let plane = (side * side) as usize;
+    let mut out = vec![0f32; px.len()];
+    for (i, p) in px.chunks_exact(3).enumerate() {
+        for ch in 0..3 {
+            out[ch * plane + i] = f32::from(p[ch]) / 255.0;
+        }
+    }
+    out
+}
+
+fn bench_photos(c: &mut Criterion) {
+    let Some(photos) = bench_photos_files() else { return };
+    let mut g = c.benchmark_group("photos");
+    g.throughput(Throughput::Elements(photos.len() as u64));
+    g.bench_function("zune_full_decode_then_resize_to_128", |b| {
+        b.iter(|| photos.iter().map(|p| zune_then_resize(black_box(p), 128).len()).sum::<usize>())
+    });
+    let input = TensorSpec { name: "input".into(), dtype: ElemType::F32, shape: vec![-1, 3, 128, 128] };
+    for (name, jpeg_scaled) in
+        [("turbo_full_decode_then_resize_to_128", false), ("turbo_scaled_decode_then_resize_to_128", true)]
+    {
+        let spec = ImageSpec::resolve(&input, &ImageOptions { jpeg_scaled, ..Default::default() }).expect("spec");
+        let feeder = Feeder::Image { input: input.clone(), spec };
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                photos
+                    .iter()
+                    .map(|p| feeder.decode(FileKind::Image, "p.jpg", black_box(p.clone())).unwrap().rows)
+                    .sum::<usize>()
+            })
+        });
+    }
+    g.finish();
+}
+
 fn bench_model(c: &mut Criterion, fx: &Fixture) {
     let mut g = c.benchmark_group("model");
     let attempt = fx.attempt();
@@ -419,6 +488,7 @@ fn bench_job(c: &mut Criterion, fx: &Fixture) {
 fn benches(c: &mut Criterion) {
     let fx = Fixture::new();
     bench_decode(c, &fx);
+    bench_photos(c);
     bench_model(c, &fx);
     bench_job(c, &fx);
     fx.watchdog.stop();

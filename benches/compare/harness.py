@@ -645,8 +645,9 @@ def report_markdown(res, plot_rel):
         "design.",
         "- (c) **Python Pool**: `benches/compare/pool_score.py`, an Azure ML parallel-run style "
         "scoring script: `multiprocessing.Pool(2)`, `init()` opens the session, `run()` scores "
-        "mini-batches of 10 files (pandas/pyarrow or PIL), the parent appends each result to one "
-        "Parquet file.",
+        "mini-batches of 10 files (pandas/pyarrow, or PIL with `Image.draft` so that a large JPEG "
+        "is decoded at 1/2, 1/4 or 1/8 of its size, as a speed-minded script does), the parent "
+        "appends each result to one Parquet file.",
         "- (d) **Ray Data**: `benches/compare/ray_score.py`: a local Ray cluster, "
         "`read_parquet` / `read_images`, `map_batches` with 2 predictor actors, "
         "`write_parquet` (settings in the notes below).",
