@@ -7,7 +7,8 @@
 //! upsamples chroma for a quarter, a sixteenth or a sixty-fourth of the pixels; only the entropy
 //! decoding stays whole. The reduction is chosen as PIL's `Image.draft` chooses it: the largest
 //! of 1/8, 1/4 and 1/2 that leaves the image at least as large as the target on both sides, so
-//! the resize that follows still only shrinks, by less than 2x.
+//! the resize that follows still only shrinks (by less than 2x on the tighter side, unless the
+//! photo is 16 or more times the target).
 
 use std::cell::RefCell;
 
