@@ -231,6 +231,15 @@ fn from_text(col: &str, text: &StringArray, dtype: ElemType, opts: &TabularOptio
     (array, bad)
 }
 
+/// The rows of `a` that are null, from its validity bitmap: nothing to walk for a column
+/// without nulls (most), rather than a call through `dyn Array` per row.
+fn null_rows(a: &ArrayRef) -> impl Iterator<Item = usize> + '_ {
+    a.nulls()
+        .filter(|n| n.null_count() > 0)
+        .into_iter()
+        .flat_map(|n| n.iter().enumerate().filter(|(_, valid)| !valid).map(|(i, _)| i))
+}
+
 /// Typed (Parquet) values into `dtype` with Arrow's casts; then the non-finite check.
 fn from_typed(
     col: &str,
@@ -245,7 +254,7 @@ fn from_typed(
     let mut bad = BadRows::new();
     let show = |i: usize| arrow::util::display::array_value_to_string(src, i).unwrap_or_default();
     let mut fill_nan = Vec::new();
-    for i in (0..casted.len()).filter(|i| casted.is_null(*i)) {
+    for i in null_rows(&casted) {
         if src.is_null(i) {
             if opts.missing_as_nan && matches!(dtype, ElemType::F32 | ElemType::F64) {
                 fill_nan.push(i);
@@ -314,7 +323,7 @@ pub(super) fn passthrough(col: &str, src: &ArrayRef, kind: Option<PassType>) -> 
         format!("--passthrough column {:?} of type {} cannot become {target}: {e}", excerpt(col), src.data_type())
     })?;
     let mut bad = BadRows::new();
-    for i in (0..casted.len()).filter(|i| casted.is_null(*i) && !src.is_null(*i)) {
+    for i in null_rows(&casted).filter(|i| !src.is_null(*i)) {
         let shown = arrow::util::display::array_value_to_string(src, i).unwrap_or_default();
         if shown.trim().is_empty() {
             continue;
