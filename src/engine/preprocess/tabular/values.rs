@@ -222,7 +222,7 @@ fn from_text(col: &str, text: &StringArray, dtype: ElemType, opts: &TabularOptio
             Arc::new(BooleanArray::from(v)) as ArrayRef
         }
         ElemType::Str => {
-            for i in (0..n).filter(|i| text.is_null(*i)) {
+            for i in null_rows(text) {
                 note(i, Bad::Missing, "");
             }
             Arc::new(text.clone()) as ArrayRef
@@ -233,7 +233,7 @@ fn from_text(col: &str, text: &StringArray, dtype: ElemType, opts: &TabularOptio
 
 /// The rows of `a` that are null, from its validity bitmap: nothing to walk for a column
 /// without nulls (most), rather than a call through `dyn Array` per row.
-fn null_rows(a: &ArrayRef) -> impl Iterator<Item = usize> + '_ {
+fn null_rows(a: &dyn Array) -> impl Iterator<Item = usize> + '_ {
     a.nulls()
         .filter(|n| n.null_count() > 0)
         .into_iter()
@@ -254,7 +254,7 @@ fn from_typed(
     let mut bad = BadRows::new();
     let show = |i: usize| arrow::util::display::array_value_to_string(src, i).unwrap_or_default();
     let mut fill_nan = Vec::new();
-    for i in null_rows(&casted) {
+    for i in null_rows(casted.as_ref()) {
         if src.is_null(i) {
             if opts.missing_as_nan && matches!(dtype, ElemType::F32 | ElemType::F64) {
                 fill_nan.push(i);
@@ -323,7 +323,7 @@ pub(super) fn passthrough(col: &str, src: &ArrayRef, kind: Option<PassType>) -> 
         format!("--passthrough column {:?} of type {} cannot become {target}: {e}", excerpt(col), src.data_type())
     })?;
     let mut bad = BadRows::new();
-    for i in null_rows(&casted).filter(|i| !src.is_null(*i)) {
+    for i in null_rows(casted.as_ref()).filter(|i| !src.is_null(*i)) {
         let shown = arrow::util::display::array_value_to_string(src, i).unwrap_or_default();
         if shown.trim().is_empty() {
             continue;
@@ -342,6 +342,15 @@ mod tests {
 
     fn text(v: &[Option<&str>]) -> ArrayRef {
         Arc::new(StringArray::from(v.to_vec()))
+    }
+
+    #[test]
+    fn null_rows_are_read_from_the_validity_bitmap() {
+        let a = text(&[Some("a"), None, Some("c"), None]);
+        assert_eq!(null_rows(a.as_ref()).collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(null_rows(text(&[Some("a"), Some("b")]).as_ref()).count(), 0);
+        let sliced = a.slice(1, 3);
+        assert_eq!(null_rows(sliced.as_ref()).collect::<Vec<_>>(), [0, 2], "offsets of a slice");
     }
 
     fn opts() -> TabularOptions {
