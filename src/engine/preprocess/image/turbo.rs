@@ -73,6 +73,11 @@ mod tests {
         out
     }
 
+    /// `decode_rgb` at a fixed reduction.
+    fn at(bytes: &[u8], reduction: usize) -> Option<RgbImage> {
+        decode_rgb(bytes, |_, _| Ok::<_, ()>(reduction)).unwrap()
+    }
+
     #[test]
     fn the_reduction_keeps_the_image_at_least_as_large_as_the_target() {
         assert_eq!(reduction(1024, 768, Some((128, 128))), 4, "768 / 128 = 6: 1/4 keeps 192 rows");
@@ -86,7 +91,6 @@ mod tests {
     #[test]
     fn a_scaled_decode_is_the_photo_at_a_fraction_of_its_size() {
         let bytes = jpeg(200, 120);
-        let at = |b: &[u8], r: usize| decode_rgb(b, |_, _| Ok::<_, ()>(r)).unwrap();
         let full = at(&bytes, 1).unwrap();
         assert_eq!(full.dimensions(), (200, 120));
         let quarter = at(&bytes, 4).unwrap();
@@ -112,7 +116,6 @@ mod tests {
 
     #[test]
     fn files_libjpeg_turbo_refuses_are_left_to_the_other_decoder() {
-        let at = |b: &[u8], r: usize| decode_rgb(b, |_, _| Ok::<_, ()>(r)).unwrap();
         assert!(at(b"not a jpeg", 1).is_none());
         let bytes = jpeg(64, 64);
         assert!(at(&bytes[..bytes.len() / 2], 2).is_none(), "a truncated file warns");
