@@ -284,6 +284,9 @@ fn output_order_is_the_same_at_any_concurrency() {
     let ids: Vec<String> = mbs.iter().map(|m| m["id"].clone()).collect();
     let want: Vec<String> = (0..300).map(|i| i.to_string()).collect();
     assert_eq!(ids, want, "mini_batches.csv in mini-batch order");
+    // A job alone takes its parts into the output while it runs (they came in any order).
+    let early = job_result(&parallel)["timings_seconds"]["assemble_early"].as_f64().unwrap();
+    assert!(early > 0.0, "assemble_early {early}");
 }
 
 #[test]

@@ -110,8 +110,12 @@ pub struct StageTimings {
     pub encode: f64,
     /// Writing the parts of scored mini-batches (on the collector thread, while the sessions score).
     pub write: f64,
-    /// Reading the parts back into the output, in order (see `assemble`).
+    /// Reading the parts back into the output, in order, once the scoring is done (see
+    /// `assemble`).
     pub assemble: f64,
+    /// The same while the job ran, off its critical path: a job scored by one process takes
+    /// each part into the output as soon as those before it are written.
+    pub assemble_early: f64,
     pub commit: f64,
     /// The workers, which decode mini-batches for the sessions when there are fewer sessions
     /// than workers (a GPU): waiting for input means reading could not keep up; waiting for

@@ -15,8 +15,9 @@ use super::prepare::Prepared;
 use super::tally::FileTally;
 use super::work::ItemOutcome;
 use crate::engine::collect::PredictionWriter;
+use crate::engine::plan::Plan;
 use crate::engine::report::{Counts, FailureRecord, MINI_BATCH_HEADER, MiniBatchRecord, StageTimings};
-use crate::engine::settings::Settings;
+use crate::engine::settings::{OutputAction, Settings};
 use crate::engine::state::JobState;
 use crate::engine::state::part::{PartMeta, Rows, decode, split_run};
 
@@ -63,7 +64,7 @@ impl Assembled {
             .collect()
     }
 
-    fn absorb(&mut self, meta: PartMeta, tally: &mut FileTally, plan: &crate::engine::plan::Plan) {
+    fn absorb(&mut self, meta: PartMeta, tally: &mut FileTally, plan: &Plan) {
         let outcomes: Vec<(usize, ItemOutcome)> =
             meta.outcomes.iter().map(|&(f, rows)| (f, rows.map_or(ItemOutcome::Failed, ItemOutcome::Scored))).collect();
         let t = tally.add(&outcomes);
@@ -103,10 +104,193 @@ struct Outputs {
     failure_log: object_store::buffered::BufWriter,
 }
 
-/// Reads every part in order into the staged files: the predictions only when `predictions`
-/// (a job that failed publishes its logs alone). `objects`: the part objects, as the first and
-/// last mini-batch each holds; `stopped`: the mini-batches without one that this process
-/// stopped in the middle of.
+/// An assembly under way: what it made of the mini-batches before [`Assembly::next`], and the
+/// staged files it wrote them into.
+///
+/// A process scoring a job alone starts it while the job runs ([`early`]): each part is taken
+/// as soon as it and those before it are written, so that at the job's end only the last
+/// parts are left to copy. Of a job shared by several processes, the one that publishes
+/// assembles every part at the end.
+pub(super) struct Assembly {
+    a: Assembled,
+    out: Outputs,
+    tally: FileTally,
+    /// The first mini-batch not yet taken.
+    next: usize,
+}
+
+impl Assembly {
+    /// Stages the output files (the predictions only when the job writes them) and the
+    /// mini-batch log's header.
+    fn start(io: &tokio::runtime::Runtime, settings: &Settings, plan: &Plan, state: &JobState) -> Assembly {
+        let staging = state.staging();
+        let staged = |name: &str| staged_name(state, name);
+        let mut a = Assembled {
+            counts: Counts {
+                files_total: plan.files.len() as u64,
+                files_skipped: plan.skipped.len() as u64,
+                mini_batches_total: plan.mini_batches.len() as u64,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut out = Outputs {
+            predictions: (settings.output_action == OutputAction::AppendRow).then(|| {
+                PredictionWriter::new(settings.output_format, staging.upload(&staged(&settings.output_file_name)))
+            }),
+            mb_log: staging.upload(&staged("mini_batches.csv")),
+            failure_log: staging.upload(&staged("failures.jsonl")),
+        };
+        let header = csv_line(MINI_BATCH_HEADER.iter().map(|s| s.to_string()));
+        if let Err(e) = io.block_on(out.mb_log.write_all(header.as_bytes())) {
+            a.error = Some(format!("cannot write logs/mini_batches.csv: {}", hint(&e)));
+        }
+        Assembly { a, out, tally: FileTally::new(plan), next: 0 }
+    }
+
+    /// Takes the mini-batches of `sources` in order (parts read a few ahead); stops at the
+    /// first error, kept in `a.error`.
+    async fn take(&mut self, state: &JobState, plan: &Plan, sources: Vec<Source>, stopped: &BTreeSet<usize>) {
+        if self.a.error.is_some() {
+            return;
+        }
+        let mut fetched = futures::stream::iter(sources)
+            .map(|source| async move {
+                let Source::Part { object, .. } = source else { return (source, Ok(bytes::Bytes::new())) };
+                let name = JobState::run_name(object);
+                let got = state.read(&name).await;
+                (
+                    source,
+                    got.map_err(|e| format!("cannot read {}: {}", state.display(&name), crate::storage::describe(&e))),
+                )
+            })
+            .buffered(PARTS_AHEAD);
+        while let Some((source, got)) = fetched.next().await {
+            if let Err(e) = self.take_one(state, plan, source, got, stopped).await {
+                self.a.error = Some(e);
+                return;
+            }
+        }
+    }
+
+    async fn take_one(
+        &mut self,
+        state: &JobState,
+        plan: &Plan,
+        source: Source,
+        got: Result<bytes::Bytes, String>,
+        stopped: &BTreeSet<usize>,
+    ) -> Result<(), String> {
+        let metas = match source {
+            Source::Part { object, take } => {
+                self.next = take.1 + 1;
+                take_parts(state, object, take, &got?, &mut self.out).await?
+            }
+            Source::Missing(mb) => {
+                self.next = mb + 1;
+                self.a.missing.push(mb);
+                vec![not_run(plan, mb, stopped.contains(&mb))]
+            }
+        };
+        for meta in metas {
+            write_logs(&mut self.out, &meta).await?;
+            // A part was scored by someone; a placeholder for a missing one names no one.
+            if !meta.by.is_empty() {
+                self.a.absorb(meta, &mut self.tally, plan);
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the staged files: what the assembly made.
+    fn close(mut self, io: &tokio::runtime::Runtime) -> Assembled {
+        let mut a = std::mem::take(&mut self.a);
+        a.empty_files.sort();
+        let mut out = self.out;
+        if a.error.is_some() {
+            if let Some(w) = out.predictions.take() {
+                io.block_on(w.abort());
+            }
+            let _ = io.block_on(out.mb_log.abort());
+            let _ = io.block_on(out.failure_log.abort());
+            return a;
+        }
+        let closed = io.block_on(async {
+            if let Some(w) = out.predictions.take() {
+                a.predictions = w.finish().await.map_err(|e| crate::storage::io_hint(&e.to_string()))?;
+            }
+            for (name, upload) in [("mini_batches.csv", &mut out.mb_log), ("failures.jsonl", &mut out.failure_log)] {
+                upload.shutdown().await.map_err(|e| format!("cannot write logs/{name}: {}", hint(&e)))?;
+            }
+            Ok::<_, String>(())
+        });
+        if let Err(e) = closed {
+            a.error = Some(e);
+        }
+        a
+    }
+}
+
+/// The assembly of a job scored by one process, while it runs: takes each part named on
+/// `written` (the first and last mini-batch it holds) as soon as every mini-batch before it
+/// is taken, starting with the parts of earlier attempts. Returns when `written` closes (every
+/// part writer is done), with the rest left to [`assemble`].
+pub(super) fn early(
+    io: &tokio::runtime::Runtime,
+    settings: &Settings,
+    plan: &Plan,
+    state: &JobState,
+    prior: &BTreeSet<(usize, usize)>,
+    written: flume::Receiver<(usize, usize)>,
+) -> Assembly {
+    let mut asm = Assembly::start(io, settings, plan, state);
+    let total = plan.mini_batches.len();
+    let mut available = prior.clone();
+    let none_stopped = BTreeSet::new();
+    loop {
+        let ready = ready(&mut available, asm.next, total);
+        if !ready.is_empty() {
+            let started = std::time::Instant::now();
+            io.block_on(asm.take(state, plan, ready, &none_stopped));
+            asm.a.timings.assemble_early += started.elapsed().as_secs_f64();
+        }
+        match written.recv() {
+            Ok(range) => {
+                available.insert(range);
+                available.extend(written.try_iter());
+            }
+            Err(flume::RecvError::Disconnected) => return asm,
+        }
+    }
+}
+
+/// The parts of `available` that go on from mini-batch `next` without a gap (each mini-batch
+/// from the one reaching furthest, as [`sources_from`] takes them); those spent are dropped.
+fn ready(available: &mut BTreeSet<(usize, usize)>, next: usize, total: usize) -> Vec<Source> {
+    let mut taken = Vec::new();
+    let mut mb = next;
+    loop {
+        while available.first().is_some_and(|&(_, last)| last < mb) {
+            available.pop_first();
+        }
+        if mb >= total {
+            available.clear();
+            break;
+        }
+        let reach = available.range(..=(mb, usize::MAX)).copied().max_by_key(|&(_, last)| last);
+        let Some(object) = reach else { break };
+        let end = object.1.min(total - 1);
+        taken.push(Source::Part { object, take: (mb, end) });
+        mb = end + 1;
+    }
+    taken
+}
+
+/// Reads every part in order into the staged files, going on from `early` when the job's
+/// process started its assembly while it ran: the predictions only when `predictions` (a job
+/// that failed publishes its logs alone). `objects`: the part objects, as the first and last
+/// mini-batch each holds; `stopped`: the mini-batches without one that this process stopped
+/// in the middle of.
 pub(super) fn assemble(
     io: &tokio::runtime::Runtime,
     settings: &Settings,
@@ -114,90 +298,16 @@ pub(super) fn assemble(
     state: &JobState,
     (objects, stopped): (&BTreeSet<(usize, usize)>, &BTreeSet<usize>),
     predictions: bool,
+    early: Option<Assembly>,
 ) -> Assembled {
     let plan = &job.plan;
-    let staging = state.staging();
-    let staged = |name: &str| staged_name(state, name);
-    let mut a = Assembled {
-        counts: Counts {
-            files_total: plan.files.len() as u64,
-            files_skipped: plan.skipped.len() as u64,
-            mini_batches_total: plan.mini_batches.len() as u64,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let mut out = Outputs {
-        predictions: predictions.then(|| {
-            PredictionWriter::new(settings.output_format, staging.upload(&staged(&settings.output_file_name)))
-        }),
-        mb_log: staging.upload(&staged("mini_batches.csv")),
-        failure_log: staging.upload(&staged("failures.jsonl")),
-    };
-    let result = io.block_on(read_parts(state, plan, (objects, stopped), &mut a, &mut out));
-    a.empty_files.sort();
-    if let Err(e) = result {
-        a.error = Some(e);
-        if let Some(w) = out.predictions.take() {
-            io.block_on(w.abort());
-        }
-        let _ = io.block_on(out.mb_log.abort());
-        let _ = io.block_on(out.failure_log.abort());
-        return a;
+    let mut asm = early.unwrap_or_else(|| Assembly::start(io, settings, plan, state));
+    if !predictions && let Some(w) = asm.out.predictions.take() {
+        io.block_on(w.abort());
     }
-    let closed = io.block_on(async {
-        if let Some(w) = out.predictions.take() {
-            a.predictions = w.finish().await.map_err(|e| crate::storage::io_hint(&e.to_string()))?;
-        }
-        for (name, upload) in [("mini_batches.csv", &mut out.mb_log), ("failures.jsonl", &mut out.failure_log)] {
-            upload.shutdown().await.map_err(|e| format!("cannot write logs/{name}: {}", hint(&e)))?;
-        }
-        Ok::<_, String>(())
-    });
-    if let Err(e) = closed {
-        a.error = Some(e);
-    }
-    a
-}
-
-async fn read_parts(
-    state: &JobState,
-    plan: &crate::engine::plan::Plan,
-    (objects, stopped): (&BTreeSet<(usize, usize)>, &BTreeSet<usize>),
-    a: &mut Assembled,
-    out: &mut Outputs,
-) -> Result<(), String> {
-    let header = csv_line(MINI_BATCH_HEADER.iter().map(|s| s.to_string()));
-    out.mb_log
-        .write_all(header.as_bytes())
-        .await
-        .map_err(|e| format!("cannot write logs/mini_batches.csv: {}", hint(&e)))?;
-    let mut tally = FileTally::new(plan);
-    let mut fetched = futures::stream::iter(sources(objects, plan.mini_batches.len()))
-        .map(|source| async move {
-            let Source::Part { object, .. } = source else { return (source, Ok(bytes::Bytes::new())) };
-            let name = JobState::run_name(object);
-            let got = state.read(&name).await;
-            (source, got.map_err(|e| format!("cannot read {}: {}", state.display(&name), crate::storage::describe(&e))))
-        })
-        .buffered(PARTS_AHEAD);
-    while let Some((source, got)) = fetched.next().await {
-        let metas = match source {
-            Source::Part { object, take } => take_parts(state, object, take, &got?, out).await?,
-            Source::Missing(mb) => {
-                a.missing.push(mb);
-                vec![not_run(plan, mb, stopped.contains(&mb))]
-            }
-        };
-        for meta in metas {
-            write_logs(out, &meta).await?;
-            // A part was scored by someone; a placeholder for a missing one names no one.
-            if !meta.by.is_empty() {
-                a.absorb(meta, &mut tally, plan);
-            }
-        }
-    }
-    Ok(())
+    let rest = sources_from(objects, asm.next, plan.mini_batches.len());
+    io.block_on(asm.take(state, plan, rest, stopped));
+    asm.close(io)
 }
 
 /// Where the assembly takes a mini-batch from.
@@ -211,13 +321,14 @@ enum Source {
     Missing(usize),
 }
 
-/// Where each of `total` mini-batches is taken from, in order: each from one object that holds
-/// it (whichever reaches furthest, should objects overlap), consecutive ones of an object at once.
-fn sources(objects: &BTreeSet<(usize, usize)>, total: usize) -> Vec<Source> {
+/// Where each of `total` mini-batches from `from` on is taken from, in order: each from one
+/// object that holds it (whichever reaches furthest, should objects overlap), consecutive ones
+/// of an object at once.
+fn sources_from(objects: &BTreeSet<(usize, usize)>, from: usize, total: usize) -> Vec<Source> {
     let mut sources = Vec::new();
     let mut objects = objects.iter().copied().peekable();
     let mut best: Option<(usize, usize)> = None;
-    let mut mb = 0;
+    let mut mb = from;
     while mb < total {
         while let Some(&(first, last)) = objects.peek().filter(|(first, _)| *first <= mb) {
             if best.is_none_or(|(_, l)| last > l) {
@@ -295,7 +406,7 @@ async fn write_logs(out: &mut Outputs, meta: &PartMeta) -> Result<(), String> {
 }
 
 /// The record of a mini-batch without a part: the job stopped before it, or while it ran.
-fn not_run(plan: &crate::engine::plan::Plan, mb: usize, stopped: bool) -> PartMeta {
+fn not_run(plan: &Plan, mb: usize, stopped: bool) -> PartMeta {
     PartMeta {
         record: MiniBatchRecord {
             id: mb,
@@ -348,7 +459,7 @@ mod tests {
     fn each_mini_batch_is_taken_once_in_order() {
         let objects = |o: &[(usize, usize)]| o.iter().copied().collect::<BTreeSet<_>>();
         assert_eq!(
-            sources(&objects(&[(0, 0), (1, 3), (5, 5)]), 7),
+            sources_from(&objects(&[(0, 0), (1, 3), (5, 5)]), 0, 7),
             vec![
                 part((0, 0), (0, 0)),
                 part((1, 3), (1, 3)),
@@ -360,11 +471,37 @@ mod tests {
         // Objects that overlap (two processes that each thought themselves alone): each
         // mini-batch from one of them, the one reaching furthest.
         assert_eq!(
-            sources(&objects(&[(0, 4), (2, 2), (3, 8), (8, 9)]), 10),
+            sources_from(&objects(&[(0, 4), (2, 2), (3, 8), (8, 9)]), 0, 10),
             vec![part((0, 4), (0, 4)), part((3, 8), (5, 8)), part((8, 9), (9, 9))]
         );
-        assert_eq!(sources(&objects(&[(0, 1), (0, 5)]), 3), vec![part((0, 5), (0, 2))]);
-        assert_eq!(sources(&objects(&[]), 2), vec![Source::Missing(0), Source::Missing(1)]);
-        assert!(sources(&objects(&[(0, 3)]), 0).is_empty());
+        assert_eq!(sources_from(&objects(&[(0, 1), (0, 5)]), 0, 3), vec![part((0, 5), (0, 2))]);
+        assert_eq!(sources_from(&objects(&[]), 0, 2), vec![Source::Missing(0), Source::Missing(1)]);
+        assert!(sources_from(&objects(&[(0, 3)]), 0, 0).is_empty());
+    }
+
+    #[test]
+    fn the_rest_goes_on_from_where_the_early_assembly_stopped() {
+        let objects = [(0, 1), (2, 4), (5, 5)].into_iter().collect::<BTreeSet<_>>();
+        assert_eq!(sources_from(&objects, 3, 7), vec![part((2, 4), (3, 4)), part((5, 5), (5, 5)), Source::Missing(6)]);
+        assert!(sources_from(&objects, 7, 7).is_empty());
+    }
+
+    #[test]
+    fn parts_are_ready_up_to_the_first_gap() {
+        let mut available = [(0, 1), (2, 2), (4, 6)].into_iter().collect::<BTreeSet<_>>();
+        assert_eq!(ready(&mut available, 0, 10), vec![part((0, 1), (0, 1)), part((2, 2), (2, 2))]);
+        assert_eq!(available, [(4, 6)].into_iter().collect(), "spent parts are dropped");
+        assert!(ready(&mut available, 3, 10).is_empty(), "mini-batch 3 is not written yet");
+        available.insert((3, 3));
+        available.insert((7, 9));
+        assert_eq!(
+            ready(&mut available, 3, 10),
+            vec![part((3, 3), (3, 3)), part((4, 6), (4, 6)), part((7, 9), (7, 9))]
+        );
+        assert!(available.is_empty());
+        // Overlapping parts (an earlier attempt's and this one's): the one reaching furthest.
+        let mut available = [(0, 4), (2, 2), (3, 8)].into_iter().collect::<BTreeSet<_>>();
+        assert_eq!(ready(&mut available, 2, 6), vec![part((0, 4), (2, 4)), part((3, 8), (5, 5))]);
+        assert!(available.is_empty());
     }
 }

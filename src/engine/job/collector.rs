@@ -41,6 +41,14 @@ pub(super) struct Collected {
     pub stopped: std::collections::BTreeSet<usize>,
 }
 
+/// Who hears of each part written: the job's claims (which the other processes of a shared
+/// job see), and the assembly that follows a job scored alone, told the part's first and last
+/// mini-batch.
+pub(super) struct Written {
+    pub claims: Arc<Claims>,
+    pub assembly: Option<flume::Sender<(usize, usize)>>,
+}
+
 /// Takes every result off the pipeline and writes it as a part.
 pub(super) fn collect(
     io: &tokio::runtime::Runtime,
@@ -48,8 +56,8 @@ pub(super) fn collect(
     job: &Prepared,
     settled: &Settled,
     running: &Running,
-    claims: &Arc<Claims>,
     control: &JobControl,
+    written: Written,
 ) -> Collected {
     let plan = &job.plan;
     let cancel = &running.shared.cancel;
@@ -69,7 +77,8 @@ pub(super) fn collect(
     let threshold = settings.error_threshold;
     // Alone, a process writes runs of consecutive mini-batches as one part; with others, each
     // mini-batch is its own part, as its lease is.
-    let mut writes = PartWrites::new(io, &settled.state, claims, cancel, settled.instance.is_none());
+    let claims = written.claims.clone();
+    let mut writes = PartWrites::new(io, &settled.state, cancel, settled.instance.is_none(), written);
     // Where this process starts from: what was scored before it joined.
     control.progress(&progress);
     loop {
@@ -131,6 +140,7 @@ struct PartWrites {
     io: tokio::runtime::Handle,
     state: Arc<JobState>,
     claims: Arc<Claims>,
+    assembly: Option<flume::Sender<(usize, usize)>>,
     cancel: Arc<AtomicBool>,
     gather: bool,
     /// Encoded parts not yet written, by mini-batch, with their failed items.
@@ -152,14 +162,15 @@ impl PartWrites {
     fn new(
         io: &tokio::runtime::Runtime,
         state: &Arc<JobState>,
-        claims: &Arc<Claims>,
         cancel: &Arc<AtomicBool>,
         gather: bool,
+        written: Written,
     ) -> PartWrites {
         PartWrites {
             io: io.handle().clone(),
             state: state.clone(),
-            claims: claims.clone(),
+            claims: written.claims,
+            assembly: written.assembly,
             cancel: cancel.clone(),
             gather,
             kept: BTreeMap::new(),
@@ -223,9 +234,16 @@ impl PartWrites {
         let permit = self.io.block_on(self.slots.clone().acquire_owned()).expect("never closed");
         let (state, claims, error, cancel) =
             (self.state.clone(), self.claims.clone(), self.error.clone(), self.cancel.clone());
+        let assembly = self.assembly.clone();
         self.io.spawn(async move {
             match write_part(&state, range, &failed, bytes).await {
-                Ok(by_me) => (range.0..=range.1).for_each(|mb| claims.done(mb, by_me)),
+                Ok(by_me) => {
+                    (range.0..=range.1).for_each(|mb| claims.done(mb, by_me));
+                    // The part is there, whoever wrote it; an assembly that ended early is no matter.
+                    if let Some(a) = assembly {
+                        let _ = a.send(range);
+                    }
+                }
                 Err(e) => {
                     error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
                     cancel.store(true, Ordering::Relaxed);

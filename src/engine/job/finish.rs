@@ -42,6 +42,8 @@ pub(super) struct Ending {
     pub cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
     pub gpu: Option<crate::engine::gpu::GpuReport>,
     pub started: Started,
+    /// The assembly this process made while the job ran, when it ran alone.
+    pub early: Option<super::assemble::Assembly>,
 }
 
 /// How far a process's part in the job goes.
@@ -147,7 +149,8 @@ fn publish(io: &tokio::runtime::Runtime, mut e: Ending, mut job_error: Option<St
     };
     let with_predictions = job_error.is_none() && e.settings.output_action == OutputAction::AppendRow;
     let assembling = Instant::now();
-    let mut a = assemble(io, &e.settings, &e.job, &state, (&objects, &e.collected.stopped), with_predictions);
+    let early = e.early.take();
+    let mut a = assemble(io, &e.settings, &e.job, &state, (&objects, &e.collected.stopped), with_predictions, early);
     a.timings.assemble = assembling.elapsed().as_secs_f64();
     a.counts.mini_batches_resumed = e.settled.prior.parts.len() as u64;
     a.counts.model_calls = e.joined.model_calls;
@@ -358,7 +361,12 @@ fn write_report(
             Ok(()) => report_url = Some(output.join("logs/job_result.json").display),
             Err(e) => {
                 lost_race = matches!(e, CommitError::AlreadyExists { .. });
-                if !lost_race {
+                if lost_race {
+                    // Another job's report got there first: its output is the one published.
+                    result.status = JobStatus::Failed;
+                    result.predictions = None;
+                    result.error.get_or_insert_with(|| e.to_string());
+                } else {
                     // The report is what tells a scheduler the job completed: without it, it did not.
                     result.status = JobStatus::Failed;
                     result.predictions = None;

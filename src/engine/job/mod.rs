@@ -96,6 +96,34 @@ pub struct JobOutcome {
     pub published: bool,
 }
 
+/// Collects the pipeline's results into parts; alone in the job, a process assembles them as
+/// they are written (see [`assemble::Assembly`]).
+fn collect_and_assemble(
+    io: &tokio::runtime::Runtime,
+    settings: &Settings,
+    job: &prepare::Prepared,
+    settled: &resume::Settled,
+    running: &pipeline::Running,
+    claims: &std::sync::Arc<crate::engine::state::lease::Claims>,
+    control: &JobControl,
+) -> (collector::Collected, Option<assemble::Assembly>) {
+    if settled.instance.is_some() {
+        let written = collector::Written { claims: claims.clone(), assembly: None };
+        return (collector::collect(io, settings, job, settled, running, control, written), None);
+    }
+    let (written, parts) = flume::unbounded();
+    std::thread::scope(|s| {
+        let assembler = std::thread::Builder::new()
+            .name("batchscore-assemble".into())
+            .spawn_scoped(s, || assemble::early(io, settings, &job.plan, &settled.state, &settled.prior.objects, parts))
+            .ok();
+        let written = collector::Written { claims: claims.clone(), assembly: Some(written) };
+        let collected = collector::collect(io, settings, job, settled, running, control, written);
+        // Without its thread (it could not start), the whole assembly is left to the job's end.
+        (collected, assembler.and_then(|t| t.join().ok()))
+    })
+}
+
 /// When and as what a job started.
 struct Started {
     instant: Instant,
@@ -199,7 +227,8 @@ impl PreparedJob {
         };
         control.planned(&summary);
         control.phase(&self.started.job_id, Phase::Running);
-        let collected = collector::collect(io, settings, &self.job, &self.settled, &running, &claims, control);
+        let (collected, early) =
+            collect_and_assemble(io, settings, &self.job, &self.settled, &running, &claims, control);
         let interrupted = running.interrupted.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let cancel = running.shared.cancel.clone();
         let (joined, gpu) = running.join(io);
@@ -217,6 +246,7 @@ impl PreparedJob {
             cancel,
             gpu,
             started,
+            early,
         };
         Ok(finish::finish(&io, ending))
     }
