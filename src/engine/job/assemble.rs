@@ -264,8 +264,9 @@ pub(super) fn early(
     }
 }
 
-/// The parts of `available` that go on from mini-batch `next` without a gap (each mini-batch
-/// from the one reaching furthest, as [`sources_from`] takes them); those spent are dropped.
+/// The parts of `available` that go on from mini-batch `next` without a gap: each mini-batch
+/// from the part that holds it reaching furthest, consecutive ones of a part at once. Those
+/// spent are dropped.
 fn ready(available: &mut BTreeSet<(usize, usize)>, next: usize, total: usize) -> Vec<Source> {
     let mut taken = Vec::new();
     let mut mb = next;
@@ -326,26 +327,18 @@ enum Source {
 /// of an object at once.
 fn sources_from(objects: &BTreeSet<(usize, usize)>, from: usize, total: usize) -> Vec<Source> {
     let mut sources = Vec::new();
-    let mut objects = objects.iter().copied().peekable();
-    let mut best: Option<(usize, usize)> = None;
+    let mut left = objects.clone();
     let mut mb = from;
     while mb < total {
-        while let Some(&(first, last)) = objects.peek().filter(|(first, _)| *first <= mb) {
-            if best.is_none_or(|(_, l)| last > l) {
-                best = Some((first, last));
-            }
-            objects.next();
+        let run = ready(&mut left, mb, total);
+        if let Some(Source::Part { take, .. }) = run.last() {
+            mb = take.1 + 1;
         }
-        match best.filter(|&(_, last)| last >= mb) {
-            Some(object) => {
-                let end = object.1.min(total - 1);
-                sources.push(Source::Part { object, take: (mb, end) });
-                mb = end + 1;
-            }
-            None => {
-                sources.push(Source::Missing(mb));
-                mb += 1;
-            }
+        sources.extend(run);
+        // The run ended at a gap (or at the end).
+        if mb < total {
+            sources.push(Source::Missing(mb));
+            mb += 1;
         }
     }
     sources

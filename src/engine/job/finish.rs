@@ -360,18 +360,15 @@ fn write_report(
         match io.block_on(put_create(output, "logs/job_result.json", Bytes::from(json))) {
             Ok(()) => report_url = Some(output.join("logs/job_result.json").display),
             Err(e) => {
+                // The report is what tells a scheduler the job completed: without it (or with
+                // another job's there first, whose output is the one published), it did not.
                 lost_race = matches!(e, CommitError::AlreadyExists { .. });
-                if lost_race {
-                    // Another job's report got there first: its output is the one published.
-                    result.status = JobStatus::Failed;
-                    result.predictions = None;
-                    result.error.get_or_insert_with(|| e.to_string());
-                } else {
-                    // The report is what tells a scheduler the job completed: without it, it did not.
-                    result.status = JobStatus::Failed;
-                    result.predictions = None;
-                    result.error.get_or_insert_with(|| crate::storage::io_hint(&e.to_string()));
-                    report_error = Some(crate::storage::io_hint(&e.to_string()));
+                result.status = JobStatus::Failed;
+                result.predictions = None;
+                let why = if lost_race { e.to_string() } else { crate::storage::io_hint(&e.to_string()) };
+                result.error.get_or_insert_with(|| why.clone());
+                if !lost_race {
+                    report_error = Some(why);
                 }
             }
         }
