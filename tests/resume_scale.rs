@@ -486,10 +486,16 @@ fn a_job_killed_before_it_planned_is_no_obstacle_to_resume() {
         r#"{{"job_id":"20260101T000000Z-deadbeef","host":"{host}","pid":4194303,"started_at":"2026-01-01T00:00:00Z"}}"#
     );
     std::fs::write(owners.join("vm-4194303-aaaaaa.json"), marker).unwrap();
+    // Two more, killed while they wrote their markers: one left its owners folder empty, one
+    // a marker cut short.
+    std::fs::create_dir_all(out.join("_staging/20260101T000001Z-deadbee1/owners")).unwrap();
+    let cut = out.join("_staging/20260101T000002Z-deadbee2/owners");
+    std::fs::create_dir_all(&cut).unwrap();
+    std::fs::write(cut.join("vm-4194302-bbbbbb.json"), r#"{"job_id":"2026"#).unwrap();
     let o = out.display().to_string();
     let (code, stderr) = finish(spawn(tmp.path(), &job_args(&o), &["--resume"], "0ms"));
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(stderr.contains("killed before it planned"), "{stderr}");
+    assert_eq!(stderr.matches("killed before it planned").count(), 3, "{stderr}");
     check_output(&out, &reference);
 }
 

@@ -227,7 +227,22 @@ pub async fn running_here(output: &Location, job: &str) -> Option<StagingOwner> 
 /// nothing of it runs anywhere, and a staging area without a plan holds nothing to keep.
 pub async fn ended_here(output: &Location, job: &str) -> bool {
     let owners = read_owners(output, job).await;
-    !owners.is_empty() && owners.iter().all(|o| o.host == hostname() && !o.is_running_here())
+    if owners.is_empty() {
+        return output.local.is_some() && killed_while_marking(output, job).await;
+    }
+    owners.iter().all(|o| o.host == hostname() && !o.is_running_here())
+}
+
+/// Whether a job's staging area on a local disk holds nothing but owner markers that cannot be
+/// read (none, or one cut short): its process was killed while it wrote its marker, the first
+/// thing a process writes, so before it planned or scored anything. Not for object stores,
+/// where a marker that cannot be read may be a failed request of a job that still runs.
+async fn killed_while_marking(output: &Location, job: &str) -> bool {
+    let dir = output.join(&format!("_staging/{job}")).path;
+    let owners = format!("_staging/{job}/owners/");
+    let listed: Result<Vec<object_store::ObjectMeta>, _> =
+        with_retries("list staging", |_| output.store.list(Some(&dir)).try_collect()).await;
+    listed.is_ok_and(|l| l.iter().all(|m| output.relative(&m.location).is_some_and(|r| r.starts_with(&owners))))
 }
 
 /// `job X (started ..., pid N on host H, still running)` for each job.
