@@ -17,6 +17,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use object_store::buffered::BufWriter;
 use tokio::io::AsyncWriteExt;
 
+use crate::engine::float_text::FloatText;
 use crate::engine::infer::output_type;
 use crate::engine::model::OutputSpec;
 use crate::engine::preprocess::DecodedFile;
@@ -39,16 +40,7 @@ macro_rules! float_text {
                 self.text()
             }
             fn text(&self) -> String {
-                let a = self.abs();
-                if self.is_nan() {
-                    "NaN".into()
-                } else if self.is_infinite() {
-                    if *self > 0.0 { "Infinity".into() } else { "-Infinity".into() }
-                } else if a != 0.0 && !(1e-4..1e15).contains(&a) {
-                    format!("{self:e}")
-                } else {
-                    format!("{self}")
-                }
+                FloatText::text(*self)
             }
         }
     };

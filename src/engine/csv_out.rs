@@ -4,12 +4,11 @@
 //! what the `csv` crate writes for the cells [`format_cell`] makes (quoted only when a cell holds
 //! a comma, a quote or a line break, quotes doubled); the tests hold the two side by side.
 
-use std::io::Write;
-
 use arrow::array::{Array, ArrayRef, AsArray, GenericListArray, PrimitiveArray, RecordBatch};
 use arrow::datatypes::{self as t, ArrowPrimitiveType, DataType};
 
 use super::collect::format_cell;
+use super::float_text::FloatText;
 
 /// Appends `batch`'s rows to `out`, a line each, ending in `\n` as the `csv` crate's writer
 /// does by default.
@@ -157,34 +156,6 @@ where
 {
     out.extend_from_slice(itoa::Buffer::new().format(a.as_primitive::<T>().value(r)).as_bytes());
 }
-
-/// A float as [`super::collect::JsonNumber::text`] writes it: `NaN`, `Infinity`, `-Infinity`,
-/// or the shortest text that reads back to it, in exponent notation outside 1e-4..1e15 of its
-/// own type; here straight into the output.
-trait FloatText: Copy {
-    fn write_text(self, out: &mut Vec<u8>);
-}
-
-macro_rules! float_text {
-    ($t:ty) => {
-        impl FloatText for $t {
-            fn write_text(self, out: &mut Vec<u8>) {
-                let a = self.abs();
-                let _ = if self.is_nan() {
-                    out.write_all(b"NaN")
-                } else if self.is_infinite() {
-                    out.write_all(if self > 0.0 { b"Infinity" } else { b"-Infinity" })
-                } else if a != 0.0 && !(1e-4..1e15).contains(&a) {
-                    write!(out, "{self:e}")
-                } else {
-                    write!(out, "{self}")
-                };
-            }
-        }
-    };
-}
-float_text!(f32);
-float_text!(f64);
 
 /// Appends `cell`, quoted (its quotes doubled) when it holds a comma, a quote or a line break.
 fn quoted(cell: &[u8], out: &mut Vec<u8>) {

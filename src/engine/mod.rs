@@ -30,6 +30,7 @@
 pub mod collect;
 pub mod commit;
 pub mod csv_out;
+pub mod float_text;
 pub mod gpu;
 pub mod infer;
 pub mod job;
