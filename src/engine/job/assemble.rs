@@ -6,7 +6,9 @@
 //! `mini_batches.csv`, its failed items to `failures.jsonl`. A mini-batch without a part is
 //! listed as `not_run`. The counts are the whole job's, whoever scored which part and when.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -23,6 +25,10 @@ use crate::engine::state::part::{PartMeta, Rows, decode, split_run};
 
 /// Parts fetched ahead of the writer.
 const PARTS_AHEAD: usize = 16;
+
+/// The bytes of parts written that the early assembly holds at most, so that it need not read
+/// them back from the staging area (on an object store, a download of every byte of output).
+const HELD_BYTES: usize = 64 << 20;
 
 /// A note from decoding: how many files it was about, and the first.
 pub(super) struct Note {
@@ -150,12 +156,30 @@ impl Assembly {
 
     /// Takes the mini-batches of `sources` in order (parts read a few ahead); stops at the
     /// first error, kept in `a.error`.
-    async fn take(&mut self, state: &JobState, plan: &Plan, sources: Vec<Source>, stopped: &BTreeSet<usize>) {
+    /// Parts in `held` are taken from there, not read.
+    async fn take(
+        &mut self,
+        state: &JobState,
+        plan: &Plan,
+        sources: Vec<Source>,
+        stopped: &BTreeSet<usize>,
+        held: &mut HashMap<(usize, usize), HeldPart>,
+    ) {
         if self.a.error.is_some() {
             return;
         }
+        let sources: Vec<(Source, Option<HeldPart>)> = sources
+            .into_iter()
+            .map(|s| match s {
+                Source::Part { object, .. } => (s, held.remove(&object)),
+                Source::Missing(_) => (s, None),
+            })
+            .collect();
         let mut fetched = futures::stream::iter(sources)
-            .map(|source| async move {
+            .map(|(source, held)| async move {
+                if let Some(h) = held {
+                    return (source, Ok(h.into_bytes()));
+                }
                 let Source::Part { object, .. } = source else { return (source, Ok(bytes::Bytes::new())) };
                 let name = JobState::run_name(object);
                 let got = state.read(&name).await;
@@ -231,33 +255,92 @@ impl Assembly {
     }
 }
 
+/// What the early assembly hears of a part written: the first and last mini-batch it holds,
+/// and its bytes when they fit in [`HELD_BYTES`] beside those held already.
+pub(super) struct WrittenPart {
+    range: (usize, usize),
+    bytes: Option<HeldPart>,
+}
+
+/// A written part's bytes, counted against [`HELD_BYTES`] until taken or dropped.
+pub(super) struct HeldPart {
+    bytes: bytes::Bytes,
+    /// What it counts against [`HELD_BYTES`].
+    len: usize,
+    held: Arc<AtomicUsize>,
+}
+
+impl HeldPart {
+    fn into_bytes(mut self) -> bytes::Bytes {
+        std::mem::take(&mut self.bytes)
+    }
+}
+
+impl Drop for HeldPart {
+    fn drop(&mut self) {
+        self.held.fetch_sub(self.len, Ordering::Relaxed);
+    }
+}
+
+/// Where the collector tells the early assembly of each part written.
+#[derive(Clone)]
+pub(super) struct PartsWritten {
+    tx: flume::Sender<WrittenPart>,
+    held: Arc<AtomicUsize>,
+}
+
+impl PartsWritten {
+    pub fn channel() -> (PartsWritten, flume::Receiver<WrittenPart>) {
+        let (tx, rx) = flume::unbounded();
+        (PartsWritten { tx, held: Arc::new(AtomicUsize::new(0)) }, rx)
+    }
+
+    /// Tells of the part of mini-batches `range`, handing over `bytes` (what this process
+    /// wrote there) while they fit in [`HELD_BYTES`]; an assembly that ended early is no matter.
+    pub fn send(&self, range: (usize, usize), bytes: Option<bytes::Bytes>) {
+        let bytes = bytes.and_then(|bytes| {
+            let len = bytes.len();
+            let before = self.held.fetch_add(len, Ordering::Relaxed);
+            let held = HeldPart { bytes, len, held: self.held.clone() };
+            (before + len <= HELD_BYTES).then_some(held)
+        });
+        let _ = self.tx.send(WrittenPart { range, bytes });
+    }
+}
+
 /// The assembly of a job scored by one process, while it runs: takes each part named on
-/// `written` (the first and last mini-batch it holds) as soon as every mini-batch before it
-/// is taken, starting with the parts of earlier attempts. Returns when `written` closes (every
-/// part writer is done), with the rest left to [`assemble`].
+/// `written` as soon as every mini-batch before it is taken, starting with the parts of earlier
+/// attempts, from the bytes handed over with it (else read back). Returns when `written`
+/// closes (every part writer is done), with the rest left to [`assemble`].
 pub(super) fn early(
     io: &tokio::runtime::Runtime,
     settings: &Settings,
     plan: &Plan,
     state: &JobState,
     prior: &BTreeSet<(usize, usize)>,
-    written: flume::Receiver<(usize, usize)>,
+    written: flume::Receiver<WrittenPart>,
 ) -> Assembly {
     let mut asm = Assembly::start(io, settings, plan, state);
     let total = plan.mini_batches.len();
     let mut available = prior.clone();
+    let mut held = HashMap::new();
     let none_stopped = BTreeSet::new();
     loop {
         let ready = ready(&mut available, asm.next, total);
         if !ready.is_empty() {
             let started = std::time::Instant::now();
-            io.block_on(asm.take(state, plan, ready, &none_stopped));
+            io.block_on(asm.take(state, plan, ready, &none_stopped, &mut held));
             asm.a.timings.assemble_early += started.elapsed().as_secs_f64();
+            held.retain(|range: &(usize, usize), _| range.1 >= asm.next);
         }
         match written.recv() {
-            Ok(range) => {
-                available.insert(range);
-                available.extend(written.try_iter());
+            Ok(first) => {
+                for part in std::iter::once(first).chain(written.try_iter()) {
+                    available.insert(part.range);
+                    if let Some(bytes) = part.bytes {
+                        held.insert(part.range, bytes);
+                    }
+                }
             }
             Err(flume::RecvError::Disconnected) => return asm,
         }
@@ -307,7 +390,7 @@ pub(super) fn assemble(
         io.block_on(w.abort());
     }
     let rest = sources_from(objects, asm.next, plan.mini_batches.len());
-    io.block_on(asm.take(state, plan, rest, stopped));
+    io.block_on(asm.take(state, plan, rest, stopped, &mut HashMap::new()));
     asm.close(io)
 }
 
@@ -446,6 +529,26 @@ mod tests {
 
     fn part(object: (usize, usize), take: (usize, usize)) -> Source {
         Source::Part { object, take }
+    }
+
+    #[test]
+    fn parts_are_handed_over_while_they_fit_and_counted_until_taken() {
+        let (tx, rx) = PartsWritten::channel();
+        let big = bytes::Bytes::from(vec![7u8; HELD_BYTES / 2 + 1]);
+        tx.send((0, 0), Some(big.clone()));
+        // Over the limit beside the first: named, not handed over (the assembly reads it back).
+        tx.send((1, 1), Some(big.clone()));
+        tx.send((2, 2), None);
+        let got: Vec<WrittenPart> = rx.try_iter().collect();
+        let ranges: Vec<_> = got.iter().map(|p| (p.range, p.bytes.is_some())).collect();
+        assert_eq!(ranges, vec![((0, 0), true), ((1, 1), false), ((2, 2), false)]);
+        assert_eq!(tx.held.load(Ordering::Relaxed), big.len());
+        let first = got.into_iter().next().and_then(|p| p.bytes).expect("handed over");
+        assert_eq!(first.into_bytes(), big);
+        assert_eq!(tx.held.load(Ordering::Relaxed), 0, "a taken part counts no more");
+        tx.send((3, 3), Some(big.clone()));
+        assert!(rx.try_recv().expect("sent").bytes.is_some(), "room again once taken");
+        assert_eq!(tx.held.load(Ordering::Relaxed), 0, "a dropped part counts no more");
     }
 
     #[test]

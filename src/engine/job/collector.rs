@@ -46,7 +46,7 @@ pub(super) struct Collected {
 /// mini-batch.
 pub(super) struct Written {
     pub claims: Arc<Claims>,
-    pub assembly: Option<flume::Sender<(usize, usize)>>,
+    pub assembly: Option<super::assemble::PartsWritten>,
 }
 
 /// Takes every result off the pipeline and writes it as a part.
@@ -140,7 +140,7 @@ struct PartWrites {
     io: tokio::runtime::Handle,
     state: Arc<JobState>,
     claims: Arc<Claims>,
-    assembly: Option<flume::Sender<(usize, usize)>>,
+    assembly: Option<super::assemble::PartsWritten>,
     cancel: Arc<AtomicBool>,
     gather: bool,
     /// Encoded parts not yet written, by mini-batch, with their failed items.
@@ -235,13 +235,15 @@ impl PartWrites {
         let (state, claims, error, cancel) =
             (self.state.clone(), self.claims.clone(), self.error.clone(), self.cancel.clone());
         let assembly = self.assembly.clone();
+        // The early assembly takes the bytes from here, if this process's part is the one kept.
+        let handed = assembly.is_some().then(|| bytes.clone());
         self.io.spawn(async move {
             match write_part(&state, range, &failed, bytes).await {
                 Ok(by_me) => {
                     (range.0..=range.1).for_each(|mb| claims.done(mb, by_me));
-                    // The part is there, whoever wrote it; an assembly that ended early is no matter.
+                    // The part is there, whoever wrote it.
                     if let Some(a) = assembly {
-                        let _ = a.send(range);
+                        a.send(range, handed.filter(|_| by_me));
                     }
                 }
                 Err(e) => {

@@ -111,7 +111,7 @@ fn collect_and_assemble(
         let written = collector::Written { claims: claims.clone(), assembly: None };
         return (collector::collect(io, settings, job, settled, running, control, written), None);
     }
-    let (written, parts) = flume::unbounded();
+    let (written, parts) = assemble::PartsWritten::channel();
     std::thread::scope(|s| {
         let assembler = std::thread::Builder::new()
             .name("batchscore-assemble".into())
