@@ -180,6 +180,7 @@ impl Decimal {
 mod tests {
     use super::*;
 
+    /// std's text of `v` in its own type (an f32 is formatted as an f32).
     fn std_text<T: std::fmt::Display + std::fmt::LowerExp + Copy + Into<f64>>(v: T) -> String {
         let f: f64 = v.into();
         if f.is_nan() {
@@ -204,33 +205,20 @@ mod tests {
         })
     }
 
-    fn f32_std(v: f32) -> String {
-        // std's f32 text, not the f64 one: format the f32 itself.
-        if v.is_nan() {
-            "NaN".into()
-        } else if v.is_infinite() {
-            if v > 0.0 { "Infinity".into() } else { "-Infinity".into() }
-        } else if v != 0.0 && !(1e-4..1e15).contains(&v.abs()) {
-            format!("{v:e}")
-        } else {
-            format!("{v}")
-        }
-    }
-
     #[test]
     // 312985.125 is the exact f32 value, a tie: the point of the test.
     #[allow(clippy::excessive_precision)]
     fn ties_are_rounded_up_as_std_does() {
         for v in [312985.125f32, 0.5, 2.5, 1.5e-5, 8.5, 16777215.0, 3.4028235e38, 1e-45, 1.1754944e-38] {
-            assert_eq!(v.text(), f32_std(v), "{v}");
-            assert_eq!((-v).text(), f32_std(-v), "-{v}");
+            assert_eq!(v.text(), std_text(v), "{v}");
+            assert_eq!((-v).text(), std_text(-v), "-{v}");
         }
         assert_eq!(312985.125f32.text(), "312985.13");
         for v in [0.0f64, -0.0, 1e-4, 1e15, 0.1, 123456789.0, 5e-324, f64::MAX, f64::MIN_POSITIVE, 2.5, 1e21] {
             assert_eq!(v.text(), std_text(v), "{v}");
         }
         for v in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0] {
-            assert_eq!(v.text(), f32_std(v));
+            assert_eq!(v.text(), std_text(v));
         }
     }
 
@@ -238,14 +226,14 @@ mod tests {
     fn random_bit_patterns_are_written_as_std_writes_them() {
         for b in bits(0x9E37_79B9_7F4A_7C15).take(400_000) {
             let v = f32::from_bits(b as u32);
-            assert_eq!(v.text(), f32_std(v), "f32 bits {:#x}", b as u32);
+            assert_eq!(v.text(), std_text(v), "f32 bits {:#x}", b as u32);
             let w = f64::from_bits(b);
             assert_eq!(w.text(), std_text(w), "f64 bits {b:#x}");
         }
         // Values with few significant bits, where ties are common.
         for b in bits(7).take(400_000) {
             let v = (b % 100_000) as f32 / 8.0 * [1.0, 1e-3, 1e6, 1e-9][(b >> 40) as usize % 4];
-            assert_eq!(v.text(), f32_std(v), "{v:?}");
+            assert_eq!(v.text(), std_text(v), "{v:?}");
             let w = (b % 10_000_000) as f64 / 64.0 * [1.0, 1e-3, 1e12, 1e-20][(b >> 40) as usize % 4];
             assert_eq!(w.text(), std_text(w), "{w:?}");
         }
@@ -273,7 +261,7 @@ mod tests {
                         expected.clear();
                         use std::fmt::Write;
                         let _ = if v.is_nan() || v.is_infinite() {
-                            write!(expected, "{}", f32_std(v))
+                            write!(expected, "{}", std_text(v))
                         } else if v != 0.0 && !(1e-4..1e15).contains(&v.abs()) {
                             write!(expected, "{v:e}")
                         } else {
