@@ -39,8 +39,9 @@ macro_rules! float_text {
                 if self == 0.0 {
                     return out.push(b'0');
                 }
+                let a = self.abs();
                 let mut buf = ryu::Buffer::new();
-                let mut d = Decimal::parse(buf.format_finite(self.abs()));
+                let mut d = Decimal::parse(buf.format_finite(a));
                 let bits = self.to_bits() as $bits;
                 let frac = (bits & ((1 << $mantissa_bits) - 1)) as u64;
                 let biased = ((bits >> $mantissa_bits) & ((1 << (<$bits>::BITS - 1 - $mantissa_bits)) - 1)) as i32;
@@ -50,7 +51,6 @@ macro_rules! float_text {
                     (frac | (1 << $mantissa_bits), biased - $exp_bias - $mantissa_bits)
                 };
                 d.std_tie(m, k);
-                let a = self.abs();
                 if (1e-4..1e15).contains(&a) { d.positional(out) } else { d.exponent(out) }
             }
         }
@@ -60,7 +60,6 @@ float_text!(f32, u32, 23, 127);
 float_text!(f64, u64, 52, 1023);
 
 /// A positive value as `digits * 10^exp`, `digits` without trailing zeros.
-#[derive(Debug, PartialEq)]
 struct Decimal {
     digits: u64,
     exp: i32,
@@ -180,18 +179,49 @@ impl Decimal {
 mod tests {
     use super::*;
 
-    /// std's text of `v` in its own type (an f32 is formatted as an f32).
-    fn std_text<T: std::fmt::Display + std::fmt::LowerExp + Copy + Into<f64>>(v: T) -> String {
-        let f: f64 = v.into();
-        if f.is_nan() {
-            "NaN".into()
-        } else if f.is_infinite() {
-            if f > 0.0 { "Infinity".into() } else { "-Infinity".into() }
-        } else if f != 0.0 && !(1e-4..1e15).contains(&f.abs()) {
-            format!("{v:e}")
-        } else {
-            format!("{v}")
-        }
+    /// What std's text of a float depends on, in the float's own type: the bounds of the
+    /// positional range compared as f64 would put f32 1e-4 (9.99999975e-5) outside it.
+    trait StdText: std::fmt::Display + std::fmt::LowerExp + Copy {
+        fn special(self) -> Option<&'static str>;
+        fn positional(self) -> bool;
+    }
+
+    macro_rules! std_text_of {
+        ($t:ty) => {
+            impl StdText for $t {
+                fn special(self) -> Option<&'static str> {
+                    if self.is_nan() {
+                        Some("NaN")
+                    } else if self.is_infinite() {
+                        Some(if self > 0.0 { "Infinity" } else { "-Infinity" })
+                    } else {
+                        None
+                    }
+                }
+                fn positional(self) -> bool {
+                    self == 0.0 || (1e-4..1e15).contains(&self.abs())
+                }
+            }
+        };
+    }
+    std_text_of!(f32);
+    std_text_of!(f64);
+
+    /// std's text of `v`, formatted in its own type.
+    fn std_text<T: StdText>(v: T) -> String {
+        let mut out = String::new();
+        write_std_text(v, &mut out);
+        out
+    }
+
+    /// [`std_text`] appended to `out`.
+    fn write_std_text<T: StdText>(v: T, out: &mut String) {
+        use std::fmt::Write;
+        let _ = match v.special() {
+            Some(s) => write!(out, "{s}"),
+            None if v.positional() => write!(out, "{v}"),
+            None => write!(out, "{v:e}"),
+        };
     }
 
     /// A small xorshift, so that the sample is the same on every run.
@@ -214,6 +244,11 @@ mod tests {
             assert_eq!((-v).text(), std_text(-v), "-{v}");
         }
         assert_eq!(312985.125f32.text(), "312985.13");
+        // The positional range's bounds, in the value's own type (f32 1e-4 is 9.99999975e-5).
+        assert_eq!(1e-4f32.text(), "0.0001");
+        assert_eq!(1e15f32.text(), "1e15");
+        assert_eq!(1e-4f64.text(), "0.0001");
+        assert_eq!(9.99e-5f32.text(), "9.99e-5");
         for v in [0.0f64, -0.0, 1e-4, 1e15, 0.1, 123456789.0, 5e-324, f64::MAX, f64::MIN_POSITIVE, 2.5, 1e21] {
             assert_eq!(v.text(), std_text(v), "{v}");
         }
@@ -259,14 +294,7 @@ mod tests {
                         out.clear();
                         v.write_text(&mut out);
                         expected.clear();
-                        use std::fmt::Write;
-                        let _ = if v.is_nan() || v.is_infinite() {
-                            write!(expected, "{}", std_text(v))
-                        } else if v != 0.0 && !(1e-4..1e15).contains(&v.abs()) {
-                            write!(expected, "{v:e}")
-                        } else {
-                            write!(expected, "{v}")
-                        };
+                        write_std_text(v, &mut expected);
                         if out != expected.as_bytes() && wrong.fetch_add(1, Ordering::Relaxed) < 10 {
                             eprintln!("{:#x}: {} against std {expected}", b, String::from_utf8_lossy(&out));
                         }
