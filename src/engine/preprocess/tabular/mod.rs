@@ -232,12 +232,12 @@ fn convert(
 ) -> Result<DecodedFile, DecodeError> {
     let opts = &cols.spec.options;
     let total: usize = table.batches.iter().map(RecordBatch::num_rows).sum();
-    let mut reasons: Vec<Option<String>> = vec![None; total];
+    // The bad rows as (row in the table, reason), in column order; most files have none, so
+    // nothing per row is allocated.
+    let mut bad: Vec<(usize, String)> = Vec::new();
     let column = |b: &RecordBatch, c: &str| b.column_by_name(c).expect("checked above").clone();
-    let record = |offset: usize, bad: values::BadRows, reasons: &mut Vec<Option<String>>| {
-        for (i, why) in bad {
-            reasons[offset + i].get_or_insert(why);
-        }
+    let record = |offset: usize, rows: values::BadRows, bad: &mut Vec<(usize, String)>| {
+        bad.extend(rows.into_iter().map(|(i, why)| (offset + i, why)));
     };
     let mut feature_parts: Vec<Vec<ArrayRef>> = Vec::with_capacity(features.len());
     for (fi, col) in features.iter().enumerate() {
@@ -245,9 +245,9 @@ fn convert(
         let mut parts = Vec::with_capacity(table.batches.len());
         let mut offset = 0;
         for batch in &table.batches {
-            let (a, bad) = values::feature(col, &column(batch, col), dtype, opts)
+            let (a, rows) = values::feature(col, &column(batch, col), dtype, opts)
                 .map_err(|e| DecodeError(format!("{name}: {e}")))?;
-            record(offset, bad, &mut reasons);
+            record(offset, rows, &mut bad);
             offset += a.len();
             parts.push(a);
         }
@@ -258,34 +258,22 @@ fn convert(
         let mut parts = Vec::with_capacity(table.batches.len());
         let mut offset = 0;
         for batch in &table.batches {
-            let (a, bad) = values::passthrough(&p.name, &column(batch, &p.name), p.kind)
+            let (a, rows) = values::passthrough(&p.name, &column(batch, &p.name), p.kind)
                 .map_err(|e| DecodeError(format!("{name}: {e}")))?;
-            record(offset, bad, &mut reasons);
+            record(offset, rows, &mut bad);
             offset += a.len();
             parts.push(a);
         }
         pass_parts.push(parts);
     }
-    let mut failed_rows = table.failed_rows;
-    failed_rows.extend(reasons.iter().enumerate().filter_map(|(i, r)| r.clone().map(|r| (table.row_numbers[i], r))));
-    failed_rows.sort_by_key(|(row, _)| *row);
+    // A row fails with the first reason found for it, in column order (the sort is stable).
+    bad.sort_by_key(|(i, _)| *i);
+    bad.dedup_by_key(|(i, _)| *i);
 
-    // Keep the good rows. Every row good (the usual case): nothing to filter, no masks to build.
-    let ok: Vec<bool> = reasons.iter().map(Option::is_none).collect();
-    let rows = ok.iter().filter(|x| **x).count();
-    let row_numbers: Vec<u64> = table.row_numbers.iter().zip(&ok).filter(|(_, k)| **k).map(|(r, _)| *r).collect();
-    let masks: Option<Vec<BooleanArray>> = (rows < total).then(|| {
-        let mut off = 0;
-        table
-            .batches
-            .iter()
-            .map(|b| {
-                let m = BooleanArray::from(ok[off..off + b.num_rows()].to_vec());
-                off += b.num_rows();
-                m
-            })
-            .collect()
-    });
+    let rows = total - bad.len();
+    let sizes: Vec<usize> = table.batches.iter().map(RecordBatch::num_rows).collect();
+    let GoodRows { row_numbers, masks, failed: failed_rows } =
+        good_rows(table.row_numbers, &sizes, table.failed_rows, bad);
     let keep = |parts: Vec<ArrayRef>| -> Result<Vec<ArrayRef>, DecodeError> {
         let Some(masks) = &masks else { return Ok(parts) };
         parts.iter().zip(masks).map(|(a, m)| filter(a, m).map_err(|e| DecodeError(format!("{name}: {e}")))).collect()
@@ -294,7 +282,7 @@ fn convert(
     for parts in feature_parts {
         kept.push(keep(parts)?);
     }
-    let (inputs, row_shapes) = lay_out(cols, &kept, rows, table.batches.len());
+    let (inputs, row_shapes) = lay_out(cols, &kept, rows, sizes.len());
     let mut passthrough = Vec::with_capacity(pass_parts.len());
     for parts in pass_parts {
         let parts = keep(parts)?;
@@ -306,6 +294,47 @@ fn convert(
         });
     }
     Ok(DecodedFile { rows, row_numbers: Some(row_numbers), inputs, row_shapes, passthrough, failed_rows, notes })
+}
+
+/// The rows of a table that are kept, and those that failed.
+struct GoodRows {
+    /// The file's row number of each kept row.
+    row_numbers: Vec<u64>,
+    /// Per batch, the rows kept; `None` when every row is good (the usual case: nothing to filter).
+    masks: Option<Vec<BooleanArray>>,
+    /// Every failed row with its reason, by row.
+    failed: Vec<(u64, String)>,
+}
+
+/// Sorts out the good rows, given the rows that failed while reading (`failed`) and the bad
+/// values' rows (`bad`, by index in the table, one reason each).
+fn good_rows(
+    row_numbers: Vec<u64>,
+    batch_rows: &[usize],
+    mut failed: Vec<(u64, String)>,
+    bad: Vec<(usize, String)>,
+) -> GoodRows {
+    if bad.is_empty() {
+        failed.sort_by_key(|(row, _)| *row);
+        return GoodRows { row_numbers, masks: None, failed };
+    }
+    let mut ok = vec![true; row_numbers.len()];
+    for (i, _) in &bad {
+        ok[*i] = false;
+    }
+    let kept = row_numbers.iter().zip(&ok).filter(|(_, k)| **k).map(|(r, _)| *r).collect();
+    let mut off = 0;
+    let masks = batch_rows
+        .iter()
+        .map(|n| {
+            let m = BooleanArray::from(ok[off..off + n].to_vec());
+            off += n;
+            m
+        })
+        .collect();
+    failed.extend(bad.into_iter().map(|(i, why)| (row_numbers[i], why)));
+    failed.sort_by_key(|(row, _)| *row);
+    GoodRows { row_numbers: kept, masks: Some(masks), failed }
 }
 
 /// The features as model input buffers: one row-major matrix, or one column per input (read in
