@@ -523,6 +523,18 @@ mod tests {
     }
 
     #[test]
+    fn a_row_bad_in_several_columns_fails_once_with_the_first_columns_reason() {
+        let csv = "id,a,b\n0,x,y\n1,1,2\n2,3,z\n3,,w\n";
+        let d = decode(&matrix(2, &["id"]), FileKind::Csv, "t.csv", Bytes::from(csv)).unwrap();
+        assert_eq!((d.rows, d.row_numbers.as_deref()), (1, Some(&[1u64][..])));
+        let failed: Vec<(u64, &str)> = d.failed_rows.iter().map(|(r, why)| (*r, why.as_str())).collect();
+        assert_eq!(failed.len(), 3, "{failed:?}");
+        assert!(failed[0].0 == 0 && failed[0].1.contains("\"a\"") && failed[0].1.contains("\"x\""), "{failed:?}");
+        assert!(failed[1].0 == 2 && failed[1].1.contains("\"b\""), "{failed:?}");
+        assert!(failed[2].0 == 3 && failed[2].1.contains("\"a\"") && failed[2].1.contains("missing"), "{failed:?}");
+    }
+
+    #[test]
     fn pandas_index_columns_are_not_features() {
         let csv = ",a,b\n0,1,2\n1,3,4\n";
         let d = decode(&matrix(2, &[]), FileKind::Csv, "t.csv", Bytes::from(csv)).unwrap();
