@@ -231,7 +231,8 @@ fn convert(
     notes: Vec<String>,
 ) -> Result<DecodedFile, DecodeError> {
     let opts = &cols.spec.options;
-    let total: usize = table.batches.iter().map(RecordBatch::num_rows).sum();
+    let sizes: Vec<usize> = table.batches.iter().map(RecordBatch::num_rows).collect();
+    let total: usize = sizes.iter().sum();
     // The bad rows as (row in the table, reason), in column order; most files have none, so
     // nothing per row is allocated.
     let mut bad: Vec<(usize, String)> = Vec::new();
@@ -271,7 +272,6 @@ fn convert(
     bad.dedup_by_key(|(i, _)| *i);
 
     let rows = total - bad.len();
-    let sizes: Vec<usize> = table.batches.iter().map(RecordBatch::num_rows).collect();
     let GoodRows { row_numbers, masks, failed: failed_rows } =
         good_rows(table.row_numbers, &sizes, table.failed_rows, bad);
     let keep = |parts: Vec<ArrayRef>| -> Result<Vec<ArrayRef>, DecodeError> {
