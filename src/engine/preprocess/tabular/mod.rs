@@ -285,12 +285,15 @@ fn convert(
     let (inputs, row_shapes) = lay_out(cols, &kept, rows, sizes.len());
     let mut passthrough = Vec::with_capacity(pass_parts.len());
     for parts in pass_parts {
-        let parts = keep(parts)?;
-        let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
-        passthrough.push(if refs.is_empty() {
-            arrow::array::new_null_array(&DataType::Utf8, 0)
-        } else {
-            arrow::compute::concat(&refs).map_err(|e| DecodeError(format!("{name}: {e}")))?
+        let mut parts = keep(parts)?;
+        passthrough.push(match parts.len() {
+            0 => arrow::array::new_null_array(&DataType::Utf8, 0),
+            // A column read in one piece (a Parquet file, most CSV files) is kept as it is.
+            1 => parts.pop().expect("one part"),
+            _ => {
+                let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+                arrow::compute::concat(&refs).map_err(|e| DecodeError(format!("{name}: {e}")))?
+            }
         });
     }
     Ok(DecodedFile { rows, row_numbers: Some(row_numbers), inputs, row_shapes, passthrough, failed_rows, notes })
