@@ -67,6 +67,30 @@ pub enum CollectError {
     Write(String),
 }
 
+/// The `file` column: each file's name, once per row of it, laid out directly (a builder would
+/// copy and check each of millions of names one by one).
+fn file_names(files: &[(&str, &DecodedFile)]) -> Result<StringArray, CollectError> {
+    let rows: usize = files.iter().map(|(_, d)| d.rows).sum();
+    let bytes: usize = files.iter().map(|(name, d)| name.len() * d.rows).sum();
+    if i32::try_from(bytes).is_err() {
+        return Err(CollectError::Shape(format!(
+            "the file names of this mini-batch's {rows} rows take {bytes} bytes, more than an output column holds \
+             (2 GiB); use a smaller mini_batch_size"
+        )));
+    }
+    let mut values = Vec::with_capacity(bytes);
+    let mut offsets = Vec::with_capacity(rows + 1);
+    offsets.push(0i32);
+    for (name, d) in files {
+        for _ in 0..d.rows {
+            values.extend_from_slice(name.as_bytes());
+            offsets.push(values.len() as i32);
+        }
+    }
+    let offsets = arrow::buffer::OffsetBuffer::new(offsets.into());
+    Ok(StringArray::new(offsets, values.into(), None))
+}
+
 impl OutputLayout {
     pub fn new(row_numbers: bool, passthrough: Vec<String>, outputs: &[OutputSpec]) -> OutputLayout {
         OutputLayout {
@@ -94,8 +118,7 @@ impl OutputLayout {
         let total: usize = files.iter().map(|(_, d)| d.rows).sum();
         let mut fields = vec![Field::new("file", DataType::Utf8, false)];
         let mut columns: Vec<ArrayRef> = Vec::new();
-        let names: StringArray = files.iter().flat_map(|(name, d)| std::iter::repeat_n(Some(*name), d.rows)).collect();
-        columns.push(Arc::new(names));
+        columns.push(Arc::new(file_names(files)?));
         if self.row_numbers {
             fields.push(Field::new("row", DataType::UInt64, false));
             let rows: UInt64Array =
@@ -433,6 +456,18 @@ mod tests {
     use super::*;
     use arrow::array::{Float32Array, ListArray};
     use arrow::datatypes::Float32Type;
+
+    #[test]
+    fn the_file_column_names_each_row_by_its_file_in_order() {
+        let d = |rows| DecodedFile { rows, ..Default::default() };
+        let (a, b, c) = (d(3), d(0), d(2));
+        let files = [("a.parquet", &a), ("empty.csv", &b), ("sub/ü.csv", &c)];
+        let names = file_names(&files).unwrap();
+        let got: Vec<&str> = names.iter().map(Option::unwrap).collect();
+        assert_eq!(got, ["a.parquet", "a.parquet", "a.parquet", "sub/ü.csv", "sub/ü.csv"]);
+        assert_eq!(names.null_count(), 0);
+        assert!(file_names(&[]).unwrap().is_empty());
+    }
 
     #[test]
     fn types_unify_without_loss() {
