@@ -4,25 +4,45 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    limit_arenas();
+    tune_malloc();
     let cli = <batchscore::cli::Cli as clap::Parser>::parse();
     ExitCode::from(batchscore::cli::run(cli).code())
 }
 
-/// Caps glibc's malloc arenas at one per core (its default is eight per core), before any
-/// thread starts. Each of a job's threads (I/O, sessions, ONNX Runtime's, the collector) would
-/// otherwise keep the large buffers it freed in an arena of its own, to be faulted in afresh
-/// by the next thread: on bench-compare's W1-linear job this cuts the peak memory by a quarter
-/// (830 MB to 600 MB) and the time by a tenth (BENCHMARKS.md). `MALLOC_ARENA_MAX`, when set,
-/// is left to glibc. The project's one `unsafe`: a C call with no pointers.
+/// Tunes glibc's malloc for a job's memory traffic, before any thread starts: each input file
+/// and each mini-batch's model input is a buffer of megabytes, allocated, filled, freed and
+/// allocated again for the next.
+///
+/// - Arenas are capped at one per core (glibc's default is eight per core). Each of a job's
+///   threads (I/O, sessions, ONNX Runtime's, the collector) would otherwise keep the large
+///   buffers it freed in an arena of its own, to be faulted in afresh by the next thread: on
+///   bench-compare's W1-linear job this cut the peak memory by a quarter (830 MB to 600 MB) and
+///   the time by a tenth (BENCHMARKS.md).
+/// - Buffers up to 32 MiB (glibc's own ceiling for this) come from the heap, and up to 128 MiB
+///   of freed memory is kept at its top, instead of glibc's start of 128 KiB for both, which it
+///   raises only as such buffers are freed: a fresh page is zeroed and faulted in on first
+///   touch. On bench-compare's W1-gbdt job this cut the page faults by about 28% (166-172k to
+///   119-127k) and the job's own CPU time besides the model by 7-13% (BENCHMARKS.md, round 6).
+///
+/// A setting the user made (`MALLOC_ARENA_MAX`, `MALLOC_MMAP_THRESHOLD_`,
+/// `MALLOC_TRIM_THRESHOLD_`, or any `glibc.malloc` tunable in `GLIBC_TUNABLES`) is left to
+/// glibc. The project's one `unsafe`: C calls with no pointers.
 #[allow(unsafe_code)]
-fn limit_arenas() {
+fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+    {
+        let tunables = std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("glibc.malloc."));
+        let unset = |var: &str| !tunables && std::env::var_os(var).is_none();
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         // SAFETY: mallopt only sets a glibc tunable; no other thread exists yet.
         unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, cores.clamp(1, 64) as libc::c_int);
+            if unset("MALLOC_ARENA_MAX") {
+                libc::mallopt(libc::M_ARENA_MAX, cores.clamp(1, 64) as libc::c_int);
+            }
+            if unset("MALLOC_MMAP_THRESHOLD_") && unset("MALLOC_TRIM_THRESHOLD_") {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+                libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 20);
+            }
         }
     }
 }
