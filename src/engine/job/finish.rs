@@ -203,7 +203,9 @@ fn publish(io: &tokio::runtime::Runtime, mut e: Ending, mut job_error: Option<St
         return leave(io, e, None, true);
     }
     io.block_on(e.claims.stop_heartbeat());
-    if outcome.result.status == JobStatus::Completed || lost_race {
+    // A job that lost the race, for the predictions or only for the report (another job's
+    // there first), can never be resumed into this output: nothing of its staging is needed.
+    if outcome.result.status == JobStatus::Completed || outcome.lost_race {
         io.block_on(staging.cleanup());
     } else {
         io.block_on(state.remove(&JobState::owner_name(&state.process)));
