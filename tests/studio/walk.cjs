@@ -317,7 +317,7 @@ async function createJob(page, endpoint, { overrides, output, deployment, input 
     await page.evaluate(() => document.activeElement && document.activeElement.blur());
     const wanted = ["Models", "Endpoints", "Sign out"];
     const reached = new Set();
-    for (let i = 0; i < 30 && !wanted.every((w) => reached.has(w)); i++) {
+    for (let i = 0; i < 12 && !wanted.every((w) => reached.has(w)); i++) {
       await page.keyboard.press("Tab");
       reached.add(await page.evaluate(() => document.activeElement && (document.activeElement.textContent || "").trim()));
     }
