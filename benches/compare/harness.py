@@ -667,7 +667,7 @@ def report_markdown(res, plot_rel):
         "its object store). Every output is read back: its row count must equal the input's, and "
         "the largest difference of any probability from batchscore's is shown. Before each "
         "workload every input file is read once, untimed, so every contender starts with a warm "
-        f"page cache. Runs per contender: {res['repeat']} (median shown).",
+        f"page cache. Runs per contender: {res['repeat']}, the contenders in turn (median shown).",
         "",
     ]
     for wl_name, wl in res["workloads"].items():
@@ -923,14 +923,17 @@ def main():
                  "contenders": {}}
         log(f"== {wl_name}: {expected} {wl['what']} in {len(files)} files ({nbytes / 1e6:.0f} MB)")
         reference = {}
-        for c in contenders:
-            runs = []
-            for rep in range(1, args.repeat + 1):
+        # In turn (a, b, ..., a, b, ...), not all of one contender's runs then the next's: a
+        # shared VM's speed drifts over minutes, and runs in turn share that drift.
+        runs = {c: [] for c in contenders}
+        for rep in range(1, args.repeat + 1):
+            for c in contenders:
                 warm_page_cache(files + [model])
-                runs.append(run_contender(c, args, wl_name, wl, model, data_dir, expected,
-                                          results_dir, rep, reference))
-            entry["runs"][c] = runs
-            entry["contenders"][c] = summarise(runs)
+                runs[c].append(run_contender(c, args, wl_name, wl, model, data_dir, expected,
+                                             results_dir, rep, reference))
+        for c in contenders:
+            entry["runs"][c] = runs[c]
+            entry["contenders"][c] = summarise(runs[c])
         res["workloads"][wl_name] = entry
 
     busy = [r["busy_cores_before"] for e in res["workloads"].values() for runs in e["runs"].values()
