@@ -1,6 +1,7 @@
-//! Output rows as CSV text, column by column: each column's type is looked at once per batch,
-//! numbers are formatted straight into the output buffer, and lists of numbers are read from
-//! their values in place, so that a row costs its bytes and little else. The text is exactly
+//! Output rows as CSV text, column by column: each column's type, its nulls and whether its text
+//! needs quotes are looked at once per batch, numbers are formatted straight into the output
+//! buffer, and lists of numbers are read from their values in place, so that a row costs its
+//! bytes and little else. The text is exactly
 //! what the `csv` crate writes for the cells [`format_cell`] makes (quoted only when a cell holds
 //! a comma, a quote or a line break, quotes doubled); the tests hold the two side by side.
 
@@ -47,12 +48,22 @@ pub fn write_header<'a>(names: impl Iterator<Item = &'a str>, out: &mut Vec<u8>)
     out.push(b'\n');
 }
 
-/// One column, its type looked at once.
-enum Column<'a> {
-    F32(&'a PrimitiveArray<t::Float32Type>),
-    F64(&'a PrimitiveArray<t::Float64Type>),
-    Int(&'a ArrayRef, fn(&ArrayRef, usize, &mut Vec<u8>)),
-    Utf8(&'a arrow::array::StringArray),
+/// One column, its type, its nulls and (for text) whether any cell needs quoting looked at
+/// once, so that a cell costs only its own bytes.
+struct Column<'a> {
+    nulls: Option<&'a arrow::buffer::NullBuffer>,
+    values: Values<'a>,
+}
+
+enum Values<'a> {
+    F32(&'a [f32]),
+    F64(&'a [f64]),
+    I64(&'a [i64]),
+    U64(&'a [u64]),
+    /// Narrower integers, widened per cell.
+    Int(&'a ArrayRef, fn(&ArrayRef, usize) -> i64),
+    /// Text; `plain` when no cell holds a comma, a quote or a line break.
+    Utf8(&'a arrow::array::StringArray, bool),
     /// A list of 32- or 64-bit floats: `[v,v,...]`, quoted when it holds two values or more.
     FloatList(&'a GenericListArray<i32>, FloatValues<'a>),
     /// Anything else, through [`format_cell`].
@@ -64,40 +75,43 @@ enum FloatValues<'a> {
     F64(&'a PrimitiveArray<t::Float64Type>),
 }
 
+fn widen<T: ArrowPrimitiveType>(a: &ArrayRef, r: usize) -> i64
+where
+    T::Native: Into<i64>,
+{
+    a.as_primitive::<T>().value(r).into()
+}
+
 impl<'a> Column<'a> {
     fn new(a: &'a ArrayRef) -> Column<'a> {
-        match a.data_type() {
-            DataType::Float32 => Column::F32(a.as_primitive()),
-            DataType::Float64 => Column::F64(a.as_primitive()),
-            DataType::Int8 => Column::Int(a, int::<t::Int8Type>),
-            DataType::Int16 => Column::Int(a, int::<t::Int16Type>),
-            DataType::Int32 => Column::Int(a, int::<t::Int32Type>),
-            DataType::Int64 => Column::Int(a, int::<t::Int64Type>),
-            DataType::UInt8 => Column::Int(a, int::<t::UInt8Type>),
-            DataType::UInt16 => Column::Int(a, int::<t::UInt16Type>),
-            DataType::UInt32 => Column::Int(a, int::<t::UInt32Type>),
-            DataType::UInt64 => Column::Int(a, int::<t::UInt64Type>),
-            DataType::Utf8 => Column::Utf8(a.as_string()),
+        let values = match a.data_type() {
+            DataType::Float32 => Values::F32(a.as_primitive::<t::Float32Type>().values()),
+            DataType::Float64 => Values::F64(a.as_primitive::<t::Float64Type>().values()),
+            DataType::Int64 => Values::I64(a.as_primitive::<t::Int64Type>().values()),
+            DataType::UInt64 => Values::U64(a.as_primitive::<t::UInt64Type>().values()),
+            DataType::Int8 => Values::Int(a, widen::<t::Int8Type>),
+            DataType::Int16 => Values::Int(a, widen::<t::Int16Type>),
+            DataType::Int32 => Values::Int(a, widen::<t::Int32Type>),
+            DataType::UInt8 => Values::Int(a, widen::<t::UInt8Type>),
+            DataType::UInt16 => Values::Int(a, widen::<t::UInt16Type>),
+            DataType::UInt32 => Values::Int(a, widen::<t::UInt32Type>),
+            DataType::Utf8 => {
+                let s = a.as_string::<i32>();
+                let offsets = s.value_offsets();
+                let used = &s.value_data()[offsets[0] as usize..offsets[offsets.len() - 1] as usize];
+                Values::Utf8(s, !needs_quotes(used))
+            }
             DataType::List(f) if f.data_type() == &DataType::Float32 => {
                 let l = a.as_list::<i32>();
-                Column::FloatList(l, FloatValues::F32(l.values().as_primitive()))
+                Values::FloatList(l, FloatValues::F32(l.values().as_primitive()))
             }
             DataType::List(f) if f.data_type() == &DataType::Float64 => {
                 let l = a.as_list::<i32>();
-                Column::FloatList(l, FloatValues::F64(l.values().as_primitive()))
+                Values::FloatList(l, FloatValues::F64(l.values().as_primitive()))
             }
-            _ => Column::Other(a),
-        }
-    }
-
-    fn array(&self) -> &dyn Array {
-        match self {
-            Column::F32(a) => *a,
-            Column::F64(a) => *a,
-            Column::Int(a, _) | Column::Other(a) => a.as_ref(),
-            Column::Utf8(a) => *a,
-            Column::FloatList(a, _) => *a,
-        }
+            _ => Values::Other(a),
+        };
+        Column { nulls: a.nulls().filter(|n| n.null_count() > 0), values }
     }
 
     /// Whether row `r`'s cell is empty text (a null, or an empty string).
@@ -109,15 +123,18 @@ impl<'a> Column<'a> {
     }
 
     fn write(&self, r: usize, out: &mut Vec<u8>, cell: &mut String) {
-        if self.array().is_null(r) {
+        if self.nulls.is_some_and(|n| n.is_null(r)) {
             return;
         }
-        match self {
-            Column::F32(a) => a.value(r).write_text(out),
-            Column::F64(a) => a.value(r).write_text(out),
-            Column::Int(a, f) => f(a, r, out),
-            Column::Utf8(a) => quoted(a.value(r).as_bytes(), out),
-            Column::FloatList(l, values) => {
+        match &self.values {
+            Values::F32(v) => v[r].write_text(out),
+            Values::F64(v) => v[r].write_text(out),
+            Values::I64(v) => out.extend_from_slice(itoa::Buffer::new().format(v[r]).as_bytes()),
+            Values::U64(v) => out.extend_from_slice(itoa::Buffer::new().format(v[r]).as_bytes()),
+            Values::Int(a, f) => out.extend_from_slice(itoa::Buffer::new().format(f(a, r)).as_bytes()),
+            Values::Utf8(a, true) => out.extend_from_slice(a.value(r).as_bytes()),
+            Values::Utf8(a, false) => quoted(a.value(r).as_bytes(), out),
+            Values::FloatList(l, values) => {
                 let (start, end) = (l.value_offsets()[r] as usize, l.value_offsets()[r + 1] as usize);
                 // Quoted when it holds a comma: two values or more.
                 let quote = end - start > 1;
@@ -141,7 +158,7 @@ impl<'a> Column<'a> {
                     out.push(b'"');
                 }
             }
-            Column::Other(a) => {
+            Values::Other(a) => {
                 cell.clear();
                 format_cell(a, r, cell, false);
                 quoted(cell.as_bytes(), out);
@@ -150,16 +167,14 @@ impl<'a> Column<'a> {
     }
 }
 
-fn int<T: ArrowPrimitiveType>(a: &ArrayRef, r: usize, out: &mut Vec<u8>)
-where
-    T::Native: itoa::Integer,
-{
-    out.extend_from_slice(itoa::Buffer::new().format(a.as_primitive::<T>().value(r)).as_bytes());
+/// Whether text holds a comma, a quote or a line break (and so is quoted in CSV).
+fn needs_quotes(text: &[u8]) -> bool {
+    text.iter().any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
 }
 
 /// Appends `cell`, quoted (its quotes doubled) when it holds a comma, a quote or a line break.
 fn quoted(cell: &[u8], out: &mut Vec<u8>) {
-    if !cell.iter().any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
+    if !needs_quotes(cell) {
         out.extend_from_slice(cell);
         return;
     }
@@ -238,5 +253,35 @@ mod tests {
         // One column: an empty cell is written "" so that the line is not empty.
         let one = batch(vec![("", strs)]);
         assert_eq!(String::from_utf8(fast(&one)).unwrap(), String::from_utf8(reference(&one)).unwrap());
+    }
+
+    #[test]
+    fn plain_text_integers_of_every_width_and_slices_match_the_csv_crate() {
+        let n = 7usize;
+        let plain: ArrayRef = Arc::new(StringArray::from_iter_values((0..n).map(|i| format!("part-{i:04}.parquet"))));
+        let ints: Vec<(&str, ArrayRef)> = vec![
+            ("i8", Arc::new(Int8Array::from_iter_values((0..n as i8).map(|i| i * -18)))),
+            ("i16", Arc::new(Int16Array::from_iter((0..n as i16).map(|i| (i != 3).then_some(i * -4000))))),
+            ("i32", Arc::new(Int32Array::from_iter_values((0..n as i32).map(|i| i32::MIN + i)))),
+            ("u16", Arc::new(UInt16Array::from_iter_values((0..n as u16).map(|i| u16::MAX - i)))),
+            ("u32", Arc::new(UInt32Array::from_iter_values((0..n as u32).map(|i| u32::MAX - i)))),
+            ("u64", Arc::new(UInt64Array::from_iter((0..n as u64).map(|i| (i != 5).then_some(u64::MAX - i))))),
+            ("i64", Arc::new(Int64Array::from_iter_values((0..n as i64).map(|i| i64::MIN + i)))),
+        ];
+        let mut columns = vec![("file", plain)];
+        columns.extend(ints);
+        let b = batch(columns);
+        assert_eq!(String::from_utf8(fast(&b)).unwrap(), String::from_utf8(reference(&b)).unwrap());
+        // Text whose commas lie only outside a slice, or only inside it: whether a cell needs
+        // quotes is judged on the slice's own text.
+        let texts: ArrayRef = Arc::new(StringArray::from(vec!["a,b", "plain", "also plain", "c\"d", "e"]));
+        for (offset, len) in [(1, 2), (0, 2), (2, 2), (1, 4)] {
+            let b = batch(vec![("t", texts.slice(offset, len)), ("n", Arc::new(Int64Array::from(vec![1i64; len])))]);
+            assert_eq!(
+                String::from_utf8(fast(&b)).unwrap(),
+                String::from_utf8(reference(&b)).unwrap(),
+                "slice {offset}+{len}"
+            );
+        }
     }
 }

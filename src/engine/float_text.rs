@@ -41,7 +41,7 @@ macro_rules! float_text {
                 }
                 let a = self.abs();
                 let mut buf = ryu::Buffer::new();
-                let mut d = Decimal::parse(buf.format_finite(a));
+                let text = buf.format_finite(a);
                 let bits = self.to_bits() as $bits;
                 let frac = (bits & ((1 << $mantissa_bits) - 1)) as u64;
                 let biased = ((bits >> $mantissa_bits) & ((1 << (<$bits>::BITS - 1 - $mantissa_bits)) - 1)) as i32;
@@ -50,14 +50,34 @@ macro_rules! float_text {
                 } else {
                     (frac | (1 << $mantissa_bits), biased - $exp_bias - $mantissa_bits)
                 };
+                let positional = (1e-4..1e15).contains(&a);
+                if positional && let Some(text) = std_already(text, m, k) {
+                    return out.extend_from_slice(text.as_bytes());
+                }
+                let mut d = Decimal::parse(text);
                 d.std_tie(m, k);
-                if (1e-4..1e15).contains(&a) { d.positional(out) } else { d.exponent(out) }
+                if positional { d.positional(out) } else { d.exponent(out) }
             }
         }
     };
 }
 float_text!(f32, u32, 23, 127);
 float_text!(f64, u64, 52, 1023);
+
+/// ryu's text of a positive value `m * 2^k` in std's positional range, when it is std's text as
+/// it stands (the usual case, taken without reading the digits back): written positionally with
+/// a fraction that ends in a non-zero digit (not `12.0`, not `1e13`), and no tie (the early
+/// return of [`Decimal::std_tie`], with the text's exponent read off its length).
+fn std_already(text: &str, m: u64, k: i32) -> Option<&str> {
+    let b = text.as_bytes();
+    if b.last() == Some(&b'0') || b.contains(&b'e') {
+        return None;
+    }
+    let point = b.iter().position(|&c| c == b'.')?;
+    let exp = -((b.len() - point - 1) as i32);
+    let place = k + m.trailing_zeros() as i32 + 1;
+    (place < 0 && exp != place).then_some(text)
+}
 
 /// A positive value as `digits * 10^exp`, `digits` without trailing zeros.
 struct Decimal {
