@@ -289,14 +289,14 @@ impl PredictionWriter {
     }
 
     /// Appends rows already encoded by [`csv_bytes`] (a part's): their header line (`header_len`
-    /// bytes) only if none was written yet.
-    pub async fn write_encoded_csv(&mut self, bytes: &[u8], header_len: usize) -> Result<(), CollectError> {
+    /// bytes) only if none was written yet. The bytes go to the upload as they are, uncopied.
+    pub async fn write_encoded_csv(&mut self, bytes: bytes::Bytes, header_len: usize) -> Result<(), CollectError> {
         let werr = |e: &dyn std::fmt::Display| CollectError::Write(e.to_string());
         match self {
             PredictionWriter::Csv { upload, schema } => {
-                let body = if schema.is_some() { &bytes[header_len.min(bytes.len())..] } else { bytes };
+                let body = if schema.is_some() { bytes.slice(header_len.min(bytes.len())..) } else { bytes };
                 schema.get_or_insert_with(|| Arc::new(Schema::empty()));
-                upload.write_all(body).await.map_err(|e| werr(&e))
+                upload.put(body).await.map_err(|e| werr(&e))
             }
             PredictionWriter::Parquet(_) => {
                 Err(CollectError::Write("CSV rows for a Parquet output (an internal error; please report it)".into()))

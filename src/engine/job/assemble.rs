@@ -459,7 +459,7 @@ async fn take_parts(
             (Some(w), Some(Rows::Parquet(file))) => w.splice_parquet(file).await.map_err(|e| hint(&e))?,
             (Some(w), Some(Rows::Csv(text))) => {
                 let header = meta.csv_header.unwrap_or(0);
-                w.write_encoded_csv(&text, header).await.map_err(|e| hint(&e))?
+                w.write_encoded_csv(text, header).await.map_err(|e| hint(&e))?
             }
             _ => {}
         }
