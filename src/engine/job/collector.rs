@@ -94,6 +94,16 @@ pub(super) fn collect(
             },
         };
         let Some(mut result) = next else { break };
+        tracing::debug!(
+            "mini-batch {} in: {} rows, {:.3} s (read {:.3}, decode {:.3}, model {:.3}, encode {:.3})",
+            result.id,
+            result.rows_scored,
+            result.record.seconds,
+            result.read,
+            result.decode,
+            result.infer,
+            result.encode
+        );
         c.items_failed += result.record.failed_items;
         c.encode += result.encode;
         let t = tally.add(&result.outcomes);
