@@ -269,7 +269,7 @@ impl PredictionWriter {
         let werr = |e: &dyn std::fmt::Display| CollectError::Write(e.to_string());
         match self {
             PredictionWriter::Csv { upload, schema } => {
-                let (text, header_len) = csv_bytes(batch);
+                let (text, header_len) = csv_bytes(batch, 0);
                 let body = if schema.is_some() { &text[header_len..] } else { &text[..] };
                 schema.get_or_insert_with(|| batch.schema());
                 upload.write_all(body).await.map_err(|e| werr(&e))
@@ -331,12 +331,14 @@ impl PredictionWriter {
     }
 }
 
-/// `batch` as CSV, its header line first: the bytes and the header's length. A mini-batch's
-/// rows are encoded once, where they are scored; the output is these bytes, one header kept.
-pub fn csv_bytes(batch: &RecordBatch) -> (Vec<u8>, usize) {
-    let mut buf = Vec::with_capacity(batch.num_rows() * 64);
+/// `batch` as CSV, its header line first, after `room` zero bytes kept free for what goes in
+/// front of it (a part's head): the bytes and the header's length. A mini-batch's rows are
+/// encoded once, where they are scored; the output is these bytes, one header kept.
+pub fn csv_bytes(batch: &RecordBatch, room: usize) -> (Vec<u8>, usize) {
+    let mut buf = Vec::with_capacity(room + batch.num_rows() * 64);
+    buf.resize(room, 0);
     crate::engine::csv_out::write_header(batch.schema().fields().iter().map(|f| f.name().as_str()), &mut buf);
-    let header_len = buf.len();
+    let header_len = buf.len() - room;
     crate::engine::csv_out::write_rows(batch, &mut buf);
     (buf, header_len)
 }

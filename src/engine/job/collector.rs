@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::encode::PartRows;
 use super::pipeline::Running;
 use super::prepare::Prepared;
 use super::resume::Settled;
@@ -23,7 +24,7 @@ use super::work::{ItemOutcome, MbResult};
 use super::{JobControl, ProgressUpdate};
 use crate::engine::state::JobState;
 use crate::engine::state::lease::Claims;
-use crate::engine::state::part::{PartMeta, encode};
+use crate::engine::state::part::{PartMeta, encode, encode_csv};
 /// What this process's collector saw.
 #[derive(Default)]
 pub(super) struct Collected {
@@ -196,12 +197,22 @@ impl PartWrites {
     fn add(&mut self, r: &mut MbResult) {
         let mut meta = part_meta(&self.state, r);
         let encoded = std::mem::replace(&mut r.rows, Ok(None)).and_then(|rows| {
-            let rows = rows.map(|rows| {
-                let (rows, csv_header) = rows.into_part();
-                meta.csv_header = csv_header;
-                rows
-            });
-            encode(&meta, rows.as_ref()).map_err(|e| format!("cannot encode mini-batch {}: {e}", r.id))
+            match rows {
+                // The head goes in front of the text, in the room left for it.
+                Some(PartRows::Csv { text, room, header }) => {
+                    meta.csv_header = Some(header);
+                    encode_csv(&meta, text, room)
+                }
+                rows => {
+                    let rows = rows.map(|rows| {
+                        let (rows, csv_header) = rows.into_part();
+                        meta.csv_header = csv_header;
+                        rows
+                    });
+                    encode(&meta, rows.as_ref())
+                }
+            }
+            .map_err(|e| format!("cannot encode mini-batch {}: {e}", r.id))
         });
         let bytes = match encoded {
             Ok(b) => b,

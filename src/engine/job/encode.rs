@@ -18,8 +18,13 @@ pub(super) enum PartRows {
     /// As scored: not encoded yet, or (a small Parquet part) kept as Arrow.
     Arrow(RecordBatch),
     Parquet(Vec<u8>),
-    /// CSV text and the length of its header line.
-    Csv(Vec<u8>, usize),
+    /// CSV text (`text[room..]`, after room for the part's head) and the length of its header
+    /// line.
+    Csv {
+        text: Vec<u8>,
+        room: usize,
+        header: usize,
+    },
 }
 
 impl PartRows {
@@ -29,7 +34,7 @@ impl PartRows {
         match self {
             PartRows::Arrow(b) => (Rows::Arrow(b), None),
             PartRows::Parquet(file) => (Rows::Parquet(Bytes::from(file)), None),
-            PartRows::Csv(text, header) => (Rows::Csv(Bytes::from(text)), Some(header)),
+            PartRows::Csv { text, room, header } => (Rows::Csv(Bytes::from(text).slice(room..)), Some(header)),
         }
     }
 }
@@ -43,8 +48,9 @@ pub(super) fn encode_rows(settings: &Settings, rows: Option<PartRows>) -> Result
     let Some(PartRows::Arrow(batch)) = rows else { return Ok(rows) };
     Ok(Some(match settings.output_format {
         OutputFormat::Csv => {
-            let (text, header) = crate::engine::collect::csv_bytes(&batch);
-            PartRows::Csv(text, header)
+            let room = crate::engine::state::part::HEAD_ROOM;
+            let (text, header) = crate::engine::collect::csv_bytes(&batch, room);
+            PartRows::Csv { text, room, header }
         }
         OutputFormat::Parquet if crate::engine::parquet_out::splices(&batch) => {
             PartRows::Parquet(crate::engine::parquet_out::encode_part(&batch)?)
