@@ -1,9 +1,9 @@
 //! Output rows as CSV text, column by column: each column's type, its nulls and whether its text
 //! needs quotes are looked at once per batch, numbers are formatted straight into the output
 //! buffer, and lists of numbers are read from their values in place, so that a row costs its
-//! bytes and little else. The text is exactly
-//! what the `csv` crate writes for the cells [`format_cell`] makes (quoted only when a cell holds
-//! a comma, a quote or a line break, quotes doubled); the tests hold the two side by side.
+//! bytes and little else. The text is exactly what the `csv` crate writes for the cells
+//! [`format_cell`] makes (quoted only when a cell holds a comma, a quote or a line break, quotes
+//! doubled); the tests hold the two side by side.
 
 use arrow::array::{Array, ArrayRef, AsArray, GenericListArray, PrimitiveArray, RecordBatch};
 use arrow::datatypes::{self as t, ArrowPrimitiveType, DataType};
