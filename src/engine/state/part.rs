@@ -100,6 +100,9 @@ pub fn encode_csv(meta: &PartMeta, mut buf: Vec<u8>, room: usize) -> Result<Byte
     buf[at..at + MAGIC.len()].copy_from_slice(MAGIC);
     buf[at + MAGIC.len()..at + MAGIC.len() + 4].copy_from_slice(&(json.len() as u32).to_le_bytes());
     buf[at + MAGIC.len() + 4..room].copy_from_slice(&json);
+    // The part is held until written and assembled: without the text's spare capacity (glibc
+    // shrinks a block in place, or remaps it, without copying).
+    buf.shrink_to_fit();
     Ok(Bytes::from(buf).slice(at..))
 }
 
